@@ -1,0 +1,288 @@
+/*
+ * Event loop; see loop.h for the iteration model.
+ *
+ * Timers live in a binary min-heap of pointers (few timers: ticks, pushes,
+ * store deadlines), each timer remembering its heap index so re-arming is
+ * O(log n). Deferred frees are a growable array drained after hooks.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+struct deferred {
+    void (*fn)(void *);
+    void *p;
+};
+
+struct hook {
+    loop_hook_fn fn;
+    void *ud;
+};
+
+struct loop {
+    int epfd;
+    int stop;
+    int64_t now;
+    struct loop_timer **heap;
+    size_t nheap, capheap;
+    struct hook *hooks;
+    size_t nhooks;
+    struct deferred *defer;
+    size_t ndefer, capdefer;
+    int more_work;
+};
+
+struct loop *loop_new(void)
+{
+    struct loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd < 0)
+        goto fail;
+    l->capdefer = 256;
+    l->defer = calloc(l->capdefer, sizeof *l->defer);
+    if (!l->defer)
+        goto fail;
+    l->now = clock_now_ms();
+    return l;
+fail:
+    if (l->epfd >= 0)
+        close(l->epfd);
+    free(l);
+    return NULL;
+}
+
+static void loop_run_deferred(struct loop *l)
+{
+    /* A deferred free may defer more; drain until empty. */
+    while (l->ndefer) {
+        struct deferred d = l->defer[--l->ndefer];
+        d.fn(d.p);
+    }
+}
+
+void loop_free(struct loop *l)
+{
+    if (!l)
+        return;
+    loop_run_deferred(l);
+    close(l->epfd);
+    free(l->heap);
+    free(l->hooks);
+    free(l->defer);
+    free(l);
+}
+
+int loop_io_add(struct loop *l, struct loop_io *io, int fd, uint32_t events, loop_io_fn fn,
+                void *ud)
+{
+    io->fd = fd;
+    io->events = events;
+    io->fn = fn;
+    io->ud = ud;
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -errno;
+    io->active = 1;
+    return 0;
+}
+
+int loop_io_mod(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    if (!io->active || io->events == events)
+        return 0;
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+        return -errno;
+    io->events = events;
+    return 0;
+}
+
+void loop_io_del(struct loop *l, struct loop_io *io)
+{
+    if (!io->active)
+        return;
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->active = 0;
+}
+
+/* ---- timer heap ---- */
+
+static void heap_swap(struct loop *l, size_t a, size_t b)
+{
+    struct loop_timer *t = l->heap[a];
+    l->heap[a] = l->heap[b];
+    l->heap[b] = t;
+    l->heap[a]->heap_idx = a;
+    l->heap[b]->heap_idx = b;
+}
+
+static void heap_up(struct loop *l, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (l->heap[p]->due <= l->heap[i]->due)
+            break;
+        heap_swap(l, p, i);
+        i = p;
+    }
+}
+
+static void heap_down(struct loop *l, size_t i)
+{
+    for (;;) {
+        size_t c = 2 * i + 1, m = i;
+        if (c < l->nheap && l->heap[c]->due < l->heap[m]->due)
+            m = c;
+        if (c + 1 < l->nheap && l->heap[c + 1]->due < l->heap[m]->due)
+            m = c + 1;
+        if (m == i)
+            return;
+        heap_swap(l, i, m);
+        i = m;
+    }
+}
+
+void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *ud)
+{
+    t->due = CLOCK_NEVER;
+    t->fn = fn;
+    t->ud = ud;
+    t->heap_idx = SIZE_MAX;
+}
+
+void loop_timer_stop(struct loop *l, struct loop_timer *t)
+{
+    size_t i = t->heap_idx;
+    if (i == SIZE_MAX)
+        return;
+    t->heap_idx = SIZE_MAX;
+    l->nheap--;
+    if (i == l->nheap)
+        return;
+    l->heap[i] = l->heap[l->nheap];
+    l->heap[i]->heap_idx = i;
+    heap_up(l, i);
+    heap_down(l, l->heap[i]->heap_idx);
+}
+
+int loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t due)
+{
+    if (t->heap_idx != SIZE_MAX) {
+        int64_t old = t->due;
+        t->due = due;
+        if (due < old)
+            heap_up(l, t->heap_idx);
+        else
+            heap_down(l, t->heap_idx);
+        return 0;
+    }
+    if (l->nheap == l->capheap) {
+        size_t cap = l->capheap ? l->capheap * 2 : 16;
+        struct loop_timer **h = realloc(l->heap, cap * sizeof *h);
+        if (!h)
+            return -ENOMEM;
+        l->heap = h;
+        l->capheap = cap;
+    }
+    t->due = due;
+    t->heap_idx = l->nheap;
+    l->heap[l->nheap++] = t;
+    heap_up(l, t->heap_idx);
+    return 0;
+}
+
+int loop_hook_add(struct loop *l, loop_hook_fn fn, void *ud)
+{
+    struct hook *h = realloc(l->hooks, (l->nhooks + 1) * sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    l->hooks = h;
+    l->hooks[l->nhooks].fn = fn;
+    l->hooks[l->nhooks].ud = ud;
+    l->nhooks++;
+    return 0;
+}
+
+void loop_defer_free(struct loop *l, void (*fn)(void *), void *p)
+{
+    if (l->ndefer == l->capdefer) {
+        struct deferred *d = realloc(l->defer, l->capdefer * 2 * sizeof *d);
+        if (!d) {
+            fn(p);
+            return;
+        }
+        l->defer = d;
+        l->capdefer *= 2;
+    }
+    l->defer[l->ndefer].fn = fn;
+    l->defer[l->ndefer].p = p;
+    l->ndefer++;
+}
+
+int64_t loop_now(const struct loop *l) { return l->now; }
+void loop_stop(struct loop *l) { l->stop = 1; }
+
+static int loop_wait_ms(const struct loop *l, int max_wait_ms)
+{
+    if (l->more_work)
+        return 0;
+    int64_t wait = max_wait_ms < 0 ? 60000 : max_wait_ms;
+    if (l->nheap) {
+        int64_t d = l->heap[0]->due - l->now;
+        if (d < wait)
+            wait = d < 0 ? 0 : d;
+    }
+    return (int)wait;
+}
+
+static void loop_run_timers(struct loop *l)
+{
+    /* Bound the pass so a timer that re-arms itself at "now" cannot spin. */
+    size_t budget = l->nheap;
+    while (l->nheap && l->heap[0]->due <= l->now && budget--) {
+        struct loop_timer *t = l->heap[0];
+        loop_timer_stop(l, t);
+        t->fn(l, t);
+    }
+}
+
+int loop_run_once(struct loop *l, int max_wait_ms)
+{
+    enum { MAX_EVENTS = 256 };
+    struct epoll_event evs[MAX_EVENTS];
+    int n = epoll_wait(l->epfd, evs, MAX_EVENTS, loop_wait_ms(l, max_wait_ms));
+    if (n < 0 && errno != EINTR)
+        return -errno;
+    l->now = clock_now_ms();
+    for (int i = 0; i < n; i++) {
+        struct loop_io *io = evs[i].data.ptr;
+        /* A watcher removed earlier in this batch is inactive but still
+         * allocated (frees are deferred), so this check is safe. */
+        if (io->active)
+            io->fn(l, io, evs[i].events);
+    }
+    loop_run_timers(l);
+    l->more_work = 0;
+    for (size_t i = 0; i < l->nhooks; i++)
+        l->more_work |= l->hooks[i].fn(l, l->hooks[i].ud);
+    loop_run_deferred(l);
+    return 0;
+}
+
+int loop_run(struct loop *l)
+{
+    while (!l->stop) {
+        int rc = loop_run_once(l, -1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,609 @@
+/*
+ * Distribution connections; see conn.h for the state model and bounds.
+ *
+ * Everything is non-blocking. Each connection has one epoll watcher whose
+ * interest follows its needs: always readable, writable only while output
+ * is queued or a connect() is in flight. A connection that fails is closed
+ * through conn_close(), which unhooks it from the loop at once and frees it
+ * after the iteration, so callbacks further down the same batch see a
+ * CLOSED connection, never freed memory.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/log.h"
+#include "epmd.h"
+#include "frame.h"
+
+#define READ_CHUNK 65536
+
+struct conn_set {
+    struct loop *loop;
+    struct conn_cfg cfg;
+    struct conn_ops ops;
+    void *ud;
+    struct conn *head;
+    struct conn *dirty;
+    size_t count;
+    uint64_t next_id;
+    struct loop_io listen_io;
+    int listen_fd;
+    uint32_t rng;
+};
+
+static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events);
+
+static uint32_t set_random(struct conn_set *s)
+{
+    /* xorshift seeded from the clock and pid: challenges only need to be
+     * unpredictable enough to stop replay, the cookie is the secret. */
+    uint32_t x = s->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    s->rng = x;
+    return x;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return 0;
+}
+
+static struct hs_cfg hs_cfg_of(struct conn_set *s);
+
+static void conn_watch(struct conn *c)
+{
+    uint32_t ev = EPOLLIN;
+    if (buf_size(&c->out) || c->state == CONN_CONNECTING || c->state == CONN_EPMD)
+        ev |= EPOLLOUT;
+    loop_io_mod(c->set->loop, &c->io, ev);
+}
+
+static struct conn *conn_alloc(struct conn_set *s, int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->set = s;
+    c->io.fd = fd;
+    c->id = ++s->next_id;
+    buf_init(&c->in);
+    buf_init(&c->out);
+    c->last_rx = c->last_tx = loop_now(s->loop);
+    c->deadline = c->last_rx + s->cfg.handshake_ms;
+    if (loop_io_add(s->loop, &c->io, fd, EPOLLIN, conn_on_io, c) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->next = s->head;
+    if (s->head)
+        s->head->prev = c;
+    s->head = c;
+    s->count++;
+    return c;
+}
+
+static void conn_free(void *p)
+{
+    struct conn *c = p;
+    hs_free(&c->hs);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    free(c);
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    struct conn_set *s = c->set;
+    enum conn_state was = c->state;
+    c->state = CONN_CLOSED;
+    loop_io_del(s->loop, &c->io);
+    close(c->io.fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->count--;
+    if (was == CONN_UP)
+        log_info("connection to %s closed: %s", c->peer, why);
+    else
+        log_info("connection %s%s failed: %s", c->initiator ? "to " : "from ",
+                 c->peer[0] ? c->peer : "(unnamed peer)", why);
+    if (s->ops.on_down)
+        s->ops.on_down(s->ud, c, why);
+    /* The dirty list may still point at c: the flush hook skips CLOSED
+     * connections and the free happens after the hooks ran. */
+    loop_defer_free(s->loop, conn_free, c);
+}
+
+void conn_mark_dirty(struct conn *c)
+{
+    if (c->dirty || c->state == CONN_CLOSED)
+        return;
+    c->dirty = 1;
+    c->dirty_next = c->set->dirty;
+    c->set->dirty = c;
+}
+
+/* Write what we can; 0, or -errno when the connection must close. */
+static int conn_flush(struct conn *c)
+{
+    while (buf_size(&c->out)) {
+        ssize_t n = send(c->io.fd, buf_head(&c->out), buf_size(&c->out), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return -errno;
+        }
+        buf_consume(&c->out, (size_t)n);
+        c->last_tx = loop_now(c->set->loop);
+    }
+    if (buf_size(&c->out) > c->set->cfg.max_out)
+        return -ENOBUFS;
+    conn_watch(c);
+    return 0;
+}
+
+static int conn_flush_hook(struct loop *l, void *ud)
+{
+    (void)l;
+    struct conn_set *s = ud;
+    struct conn *c = s->dirty;
+    s->dirty = NULL;
+    while (c) {
+        struct conn *next = c->dirty_next;
+        c->dirty = 0;
+        if (c->state != CONN_CLOSED) {
+            int rc = conn_flush(c);
+            if (rc == -ENOBUFS)
+                conn_close(c, "output queue over its cap (peer not reading)");
+            else if (rc)
+                conn_close(c, strerror(-rc));
+        }
+        c = next;
+    }
+    return 0;
+}
+
+/* ---- handshake ---- */
+
+static enum hs_status conn_decide(void *ud, const char *peer, uint64_t flags)
+{
+    struct conn *c = ud;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    if (!c->set->ops.decide)
+        return HS_OK;
+    return c->set->ops.decide(c->set->ud, c, peer, flags);
+}
+
+static struct hs_cfg hs_cfg_of(struct conn_set *s)
+{
+    struct hs_cfg h = {
+        .my_name = s->cfg.my_name,
+        .cookie = s->cfg.cookie,
+        .my_flags = s->cfg.flags,
+        .required_flags = s->cfg.required_flags,
+        .my_creation = s->cfg.creation,
+    };
+    return h;
+}
+
+static void conn_hs_out(struct conn *c)
+{
+    if (buf_size(&c->hs.out)) {
+        buf_append(&c->out, buf_head(&c->hs.out), buf_size(&c->hs.out));
+        buf_reset(&c->hs.out);
+        conn_mark_dirty(c);
+    }
+}
+
+static void conn_up(struct conn *c)
+{
+    c->state = CONN_UP;
+    snprintf(c->peer, sizeof c->peer, "%s", c->hs.peer_name);
+    c->flags = c->hs.flags;
+    c->peer_creation = c->hs.peer_creation;
+    c->deadline = 0;
+    log_info("connected %s %s", c->initiator ? "to" : "from", c->peer);
+    if (c->set->ops.on_up)
+        c->set->ops.on_up(c->set->ud, c);
+}
+
+static void conn_process_frames(struct conn *c);
+
+static void conn_handshake_input(struct conn *c)
+{
+    size_t used = 0;
+    int rc = hs_input(&c->hs, buf_head(&c->in), buf_size(&c->in), &used);
+    buf_consume(&c->in, used);
+    conn_hs_out(c);
+    if (rc < 0) {
+        /* Let a final status such as "snot_allowed" reach the peer. */
+        conn_flush(c);
+        conn_close(c, c->hs.err[0] ? c->hs.err : "handshake failed");
+        return;
+    }
+    if (rc == 1) {
+        conn_up(c);
+        if (c->state == CONN_UP)
+            conn_process_frames(c);
+    }
+}
+
+/* ---- frames ---- */
+
+static void conn_process_frames(struct conn *c)
+{
+    struct conn_set *s = c->set;
+    while (c->state == CONN_UP && buf_size(&c->in)) {
+        const uint8_t *body;
+        size_t blen;
+        int n = frame_split(buf_head(&c->in), buf_size(&c->in), s->cfg.max_frame, &body, &blen);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            uint32_t announced = buf_size(&c->in) >= 4 ? get_u32(buf_head(&c->in)) : 0;
+            log_warn("frame of %u bytes from %s exceeds --max-frame %zu: closing connection",
+                     announced, c->peer, s->cfg.max_frame);
+            conn_close(c, "oversize frame");
+            return;
+        }
+        if (blen)
+            s->ops.on_frame(s->ud, c, body, blen);
+        buf_consume(&c->in, (size_t)n);
+    }
+}
+
+/* ---- outgoing: epmd lookup, connect ---- */
+
+static int conn_host_addr(const char *node, uint16_t port, struct sockaddr_storage *sa,
+                          socklen_t *salen)
+{
+    const char *at = strchr(node, '@');
+    if (!at || !at[1])
+        return -EINVAL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%u", port);
+    /* Resolution is synchronous: node hosts are names from /etc/hosts or
+     * literals in practice; a slow resolver would stall the loop here. */
+    if (getaddrinfo(at + 1, portstr, &hints, &res) != 0)
+        return -EHOSTUNREACH;
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    *salen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* A non-blocking socket with connect() to node's host:port in flight. */
+static int dial_socket(const char *node, uint16_t port, int *fd_out)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int rc = conn_host_addr(node, port, &sa, &salen);
+    if (rc)
+        return rc;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&sa, salen) < 0 && errno != EINPROGRESS) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* Second stage: leave epmd, dial the node's own port on a new socket. */
+static int conn_dial(struct conn *c, uint16_t port)
+{
+    int fd, rc = dial_socket(c->peer, port, &fd);
+    if (rc)
+        return rc;
+    loop_io_del(c->set->loop, &c->io);
+    close(c->io.fd);
+    c->io.fd = fd;
+    rc = loop_io_add(c->set->loop, &c->io, fd, EPOLLOUT, conn_on_io, c);
+    if (rc) {
+        /* Keep io.fd valid for conn_close, which closes it. */
+        return rc;
+    }
+    return 0;
+}
+
+static void conn_epmd_input(struct conn *c, int eof)
+{
+    uint16_t port, hi, lo;
+    int rc = epmd_port2_resp(buf_head(&c->in), buf_size(&c->in), &port, &hi, &lo);
+    if (rc == 0 && !eof)
+        return;
+    if (rc <= 0) {
+        conn_close(c, rc == -ENOENT ? "node not registered in epmd" : "bad epmd reply");
+        return;
+    }
+    buf_reset(&c->in);
+    if (hi < 6 || lo > 6) {
+        conn_close(c, "peer does not speak distribution version 6");
+        return;
+    }
+    c->state = CONN_CONNECTING;
+    c->port = port;
+    rc = conn_dial(c, port);
+    if (rc)
+        conn_close(c, strerror(-rc));
+}
+
+struct conn *conn_connect(struct conn_set *s, const char *node, int *err)
+{
+    *err = 0;
+    if (strlen(node) > HS_NAME_MAX || !strchr(node, '@')) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    if (s->count >= s->cfg.max_conns) {
+        *err = -EMFILE;
+        return NULL;
+    }
+    int fd, rc = dial_socket(node, EPMD_PORT, &fd);
+    if (rc) {
+        *err = rc;
+        return NULL;
+    }
+    struct conn *c = conn_alloc(s, fd);
+    if (!c) {
+        close(fd);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    c->initiator = 1;
+    c->state = CONN_EPMD;
+    snprintf(c->peer, sizeof c->peer, "%s", node);
+    struct hs_cfg hc = hs_cfg_of(s);
+    if (hs_init_initiator(&c->hs, &hc, node, set_random(s)) < 0) {
+        conn_close(c, "handshake set-up failed");
+        *err = -ENOMEM;
+        return NULL;
+    }
+    loop_io_mod(s->loop, &c->io, EPOLLOUT);
+    return c;
+}
+
+static void conn_connected(struct conn *c)
+{
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    if (soerr) {
+        conn_close(c, strerror(soerr));
+        return;
+    }
+    if (c->state == CONN_EPMD) {
+        /* Connected to epmd: send PORT_PLEASE2 for the alive part. */
+        char alive[HS_NAME_MAX + 1];
+        snprintf(alive, sizeof alive, "%s", c->peer);
+        *strchr(alive, '@') = 0;
+        epmd_port_please2_req(&c->out, alive);
+        c->state = CONN_EPMD_REPLY;
+        conn_flush(c);
+        return;
+    }
+    c->state = CONN_HANDSHAKE;
+    conn_hs_out(c);
+    conn_watch(c);
+}
+
+/* ---- I/O dispatch ---- */
+
+static void conn_read(struct conn *c)
+{
+    size_t room = READ_CHUNK;
+    if (buf_reserve(&c->in, room)) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    ssize_t n = recv(c->io.fd, c->in.data + c->in.len, room, 0);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_close(c, strerror(errno));
+        return;
+    }
+    if (n == 0) {
+        if (c->state == CONN_EPMD_REPLY)
+            conn_epmd_input(c, 1);
+        else
+            conn_close(c, "peer closed the connection");
+        return;
+    }
+    c->in.len += (size_t)n;
+    c->last_rx = loop_now(c->set->loop);
+    switch (c->state) {
+    case CONN_EPMD_REPLY: conn_epmd_input(c, 0); break;
+    case CONN_HANDSHAKE: conn_handshake_input(c); break;
+    case CONN_UP: conn_process_frames(c); break;
+    default: break;
+    }
+}
+
+static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    (void)l;
+    struct conn *c = io->ud;
+    if ((c->state == CONN_CONNECTING || c->state == CONN_EPMD) &&
+        (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        conn_connected(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        conn_read(c);
+    if (c->state != CONN_CLOSED && (events & EPOLLOUT)) {
+        int rc = conn_flush(c);
+        if (rc)
+            conn_close(c, rc == -ENOBUFS ? "output queue over its cap" : strerror(-rc));
+    }
+}
+
+/* ---- listening ---- */
+
+static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    struct conn_set *s = io->ud;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                log_warn("accept failed: %s", strerror(errno));
+            return;
+        }
+        if (s->count >= s->cfg.max_conns) {
+            log_warn("refusing connection: %zu connections already (limit)", s->count);
+            close(fd);
+            continue;
+        }
+        set_nonblock(fd);
+        struct conn *c = conn_alloc(s, fd);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->state = CONN_HANDSHAKE;
+        struct hs_cfg hc = hs_cfg_of(s);
+        hc.decide = conn_decide;
+        hc.ud = c;
+        if (hs_init_acceptor(&c->hs, &hc, set_random(s)) < 0)
+            conn_close(c, "handshake set-up failed");
+    }
+}
+
+int conn_set_listen(struct conn_set *s, const char *addr, uint16_t port, uint16_t *port_out,
+                    char *err, size_t errlen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (addr && inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+        snprintf(err, errlen, "bad listen address %s", addr);
+        close(fd);
+        return -EINVAL;
+    }
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(fd, 512) < 0)
+        goto fail;
+    socklen_t len = sizeof sin;
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    *port_out = ntohs(sin.sin_port);
+    s->listen_fd = fd;
+    return loop_io_add(s->loop, &s->listen_io, fd, EPOLLIN, conn_on_accept, s);
+fail:;
+    int e = errno;
+    snprintf(err, errlen, "cannot listen on port %u: %s", port, strerror(e));
+    if (fd >= 0)
+        close(fd);
+    return -e;
+}
+
+/* ---- set ---- */
+
+struct conn_set *conn_set_new(struct loop *l, const struct conn_cfg *cfg,
+                              const struct conn_ops *ops, void *ud)
+{
+    struct conn_set *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->loop = l;
+    s->cfg = *cfg;
+    s->ops = *ops;
+    s->ud = ud;
+    s->listen_fd = -1;
+    s->rng = (uint32_t)loop_now(l) * 2654435761u ^ (uint32_t)getpid() ^ 0x9e3779b9u;
+    if (!s->rng)
+        s->rng = 1;
+    if (loop_hook_add(l, conn_flush_hook, s) < 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void conn_set_free(struct conn_set *s)
+{
+    if (!s)
+        return;
+    s->ops.on_down = NULL;
+    while (s->head) {
+        struct conn *c = s->head;
+        conn_flush(c);
+        conn_close(c, "shutting down");
+    }
+    if (s->listen_fd >= 0) {
+        loop_io_del(s->loop, &s->listen_io);
+        close(s->listen_fd);
+    }
+    free(s);
+}
+
+struct conn *conn_find(struct conn_set *s, const char *node)
+{
+    struct conn *best = NULL;
+    for (struct conn *c = s->head; c; c = c->next)
+        if (strcmp(c->peer, node) == 0) {
+            if (c->state == CONN_UP)
+                return c;
+            best = c;
+        }
+    return best;
+}
+
+struct conn *conn_first(struct conn_set *s) { return s->head; }
+size_t conn_count(const struct conn_set *s) { return s->count; }
+void conn_set_creation(struct conn_set *s, uint32_t creation) { s->cfg.creation = creation; }
+
+void conn_set_periodic(struct conn_set *s, int64_t now)
+{
+    struct conn *c = s->head;
+    while (c) {
+        struct conn *next = c->next;
+        if (c->state != CONN_UP) {
+            if (c->deadline && now >= c->deadline)
+                conn_close(c, "connection set-up timed out");
+        } else if (now - c->last_rx >= s->cfg.dead_ms) {
+            conn_close(c, "no traffic within the net tick time: peer declared dead");
+        } else if (now - c->last_tx >= s->cfg.tick_ms && !buf_size(&c->out)) {
+            static const uint8_t tick[4] = {0, 0, 0, 0};
+            buf_append(&c->out, tick, 4);
+            conn_mark_dirty(c);
+        }
+        c = next;
+    }
+}

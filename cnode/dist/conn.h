@@ -1,0 +1,109 @@
+/*
+ * Distribution connections: one listening socket and every peer
+ * connection, driven by the event loop.
+ *
+ * Model. A conn_set owns all connections. A connection goes
+ *   outgoing: EPMD (PORT_PLEASE2 to the peer host) -> CONNECTING -> HANDSHAKE
+ *   incoming: HANDSHAKE
+ * then UP (frames delivered to ops->on_frame) and finally CLOSED (ops->on_down
+ * called once, memory freed after the loop iteration). Writers append
+ * frames to conn_out(c) and call conn_mark_dirty(c); a loop hook flushes
+ * every dirty connection once per iteration, so replies produced by one
+ * read batch leave in one write.
+ *
+ * Bounds: a frame whose header announces more than cfg.max_frame bytes
+ * closes its connection before any body byte is buffered; output beyond
+ * cfg.max_out (a peer that does not read) closes the connection; a
+ * handshake not done within cfg.handshake_ms is dropped; at most
+ * cfg.max_conns connections exist. Reads are at most 64 KiB per readiness
+ * event per connection, so one busy peer cannot starve the others.
+ *
+ * Ticks: an UP connection that has sent nothing for tick_ms sends a
+ * zero-length frame; one that has received nothing for dead_ms is closed.
+ */
+#ifndef LOCKERD_CONN_H
+#define LOCKERD_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../core/loop.h"
+#include "handshake.h"
+
+enum conn_state {
+    CONN_EPMD,        /* connecting to the peer host's epmd */
+    CONN_EPMD_REPLY,  /* PORT_PLEASE2 sent, awaiting the port */
+    CONN_CONNECTING,  /* connecting to the node's port */
+    CONN_HANDSHAKE,
+    CONN_UP,
+    CONN_CLOSED
+};
+
+struct conn;
+
+struct conn_ops {
+    void (*on_up)(void *ud, struct conn *c);
+    void (*on_frame)(void *ud, struct conn *c, const uint8_t *body, size_t len);
+    void (*on_down)(void *ud, struct conn *c, const char *why);
+    /* Incoming handshake: status for this peer (simultaneous connect etc.). */
+    enum hs_status (*decide)(void *ud, struct conn *c, const char *peer, uint64_t flags);
+};
+
+struct conn_cfg {
+    const char *my_name;
+    const char *cookie;
+    uint32_t creation;
+    uint64_t flags;
+    uint64_t required_flags;
+    size_t max_frame;
+    size_t max_out;
+    size_t max_conns;
+    int64_t tick_ms;
+    int64_t dead_ms;
+    int64_t handshake_ms;
+};
+
+struct conn {
+    struct conn *next, *prev;       /* all connections */
+    struct conn *dirty_next;
+    int dirty;
+    struct conn_set *set;
+    struct loop_io io;
+    enum conn_state state;
+    int initiator;
+    char peer[HS_NAME_MAX + 1];     /* known from the start when initiator */
+    uint64_t flags;                 /* negotiated, once UP */
+    uint32_t peer_creation;
+    uint64_t id;                    /* unique per conn_set, never reused */
+    struct hs hs;
+    struct buf in, out;
+    int64_t last_rx, last_tx, deadline;
+    uint16_t port;                  /* peer's dist port (outgoing) */
+    void *user;                     /* for the owner of the set */
+};
+
+struct conn_set;
+
+struct conn_set *conn_set_new(struct loop *l, const struct conn_cfg *cfg,
+                              const struct conn_ops *ops, void *ud);
+void conn_set_free(struct conn_set *s); /* closes everything, no callbacks */
+/* Listen on all loopback/any address (addr NULL = 0.0.0.0), port 0 = any.
+ * *port_out gets the bound port. */
+int conn_set_listen(struct conn_set *s, const char *addr, uint16_t port, uint16_t *port_out,
+                    char *err, size_t errlen);
+/* Start an outgoing connection to node "alive@host". */
+struct conn *conn_connect(struct conn_set *s, const char *node, int *err);
+struct conn *conn_find(struct conn_set *s, const char *node); /* any state but CLOSED */
+struct conn *conn_first(struct conn_set *s);                    /* iteration */
+size_t conn_count(const struct conn_set *s);
+/* The creation epmd gave us, known only after listening + registering. */
+void conn_set_creation(struct conn_set *s, uint32_t creation);
+
+static inline struct buf *conn_out(struct conn *c) { return &c->out; }
+void conn_mark_dirty(struct conn *c);
+void conn_close(struct conn *c, const char *why); /* idempotent */
+/* Periodic: ticks, dead peers, handshake deadlines. */
+void conn_set_periodic(struct conn_set *s, int64_t now);
+
+#endif

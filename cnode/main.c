@@ -1,0 +1,361 @@
+/*
+ * lockerd: a hidden Erlang node serving the locker protocol.
+ *
+ * main.c turns options into a configuration, builds the layers (loop ->
+ * node -> server, rex), runs the loop until SIGTERM/SIGINT and tears down
+ * in reverse order. It is the only place that exits the process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/loop.h"
+#include "node/node.h"
+#include "rpc/rex.h"
+#include "server/server.h"
+
+#define LOCKERD_VERSION "0.1.0"
+
+struct opts {
+    char name[256];
+    char cookie[1024];
+    int w;
+    char **masters, **replicas;
+    size_t nmasters, nreplicas;
+    int64_t push_interval_ms;
+    size_t max_frame, max_out, max_conns, max_backlog;
+    int net_ticktime;
+    int port;
+    const char *listen_addr;
+    enum log_level level;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: lockerd [-sname NAME | -name NAME@HOST] [-setcookie COOKIE] [options]\n"
+        "\n"
+        "A hidden Erlang node answering {locker, Node} like a BEAM locker server.\n"
+        "\n"
+        "  -sname NAME            node NAME@<short host name> (default: locker)\n"
+        "  -name NAME@HOST        node with an explicit host part\n"
+        "  -setcookie COOKIE      distribution cookie (default: ~/.erlang.cookie,\n"
+        "                         created with a random cookie if missing)\n"
+        "  -w N                   write quorum (default: majority of --masters, or 1)\n"
+        "  --masters A@H,B@H      initial master nodes (meta, as set_nodes sets it)\n"
+        "  --replicas A@H,...     initial replica nodes\n"
+        "  --push-interval MS     transaction log push interval (default 100)\n"
+        "  --net-ticktime SECS    like -kernel net_ticktime (default 60); also\n"
+        "                         accepted as: -kernel net_ticktime SECS\n"
+        "  --max-frame BYTES      largest frame accepted (default 16777216)\n"
+        "  --max-out BYTES        output queued per peer before it is dropped\n"
+        "                         (default 268435456)\n"
+        "  --max-conns N          connections at most (default 4096)\n"
+        "  --max-backlog BYTES    replication backlog per replica (default 67108864)\n"
+        "  --port P               distribution port (default: any free port)\n"
+        "  --listen ADDR          listen address (default: all IPv4 addresses)\n"
+        "  --log-level LEVEL      debug | info | warn | error (default info)\n"
+        "  --version, --help\n");
+}
+
+static int parse_num(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* "a@h,b@h" -> array of names. */
+static int parse_list(const char *s, char ***out, size_t *count)
+{
+    size_t n = 1;
+    for (const char *p = s; *p; p++)
+        n += *p == ',';
+    char **v = calloc(n, sizeof *v);
+    char *copy = strdup(s);
+    if (!v || !copy) {
+        free(v);
+        free(copy);
+        return -ENOMEM;
+    }
+    size_t k = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (!strchr(tok, '@') || strchr(tok, '@') == tok || !strchr(tok, '@')[1]) {
+            fprintf(stderr, "lockerd: '%s' is not a node name (want name@host)\n", tok);
+            for (size_t i = 0; i < k; i++)
+                free(v[i]);
+            free(v);
+            free(copy);
+            return -EINVAL;
+        }
+        v[k++] = strdup(tok);
+    }
+    free(copy);
+    *out = v;
+    *count = k;
+    return 0;
+}
+
+static int short_host(char *out, size_t cap)
+{
+    if (gethostname(out, cap) < 0)
+        return -errno;
+    out[cap - 1] = 0;
+    char *dot = strchr(out, '.');
+    if (dot)
+        *dot = 0;
+    return 0;
+}
+
+/* ~/.erlang.cookie, created like erl does (20 upper-case letters, 0400). */
+static int read_cookie(char *out, size_t cap)
+{
+    const char *home = getenv("HOME");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/.erlang.cookie", home ? home : ".");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+        if (fd < 0)
+            return -errno;
+        char c[21];
+        FILE *r = fopen("/dev/urandom", "rb");
+        unsigned char rnd[20];
+        if (!r || fread(rnd, 1, sizeof rnd, r) != sizeof rnd) {
+            if (r)
+                fclose(r);
+            close(fd);
+            return -EIO;
+        }
+        fclose(r);
+        for (int i = 0; i < 20; i++)
+            c[i] = (char)('A' + rnd[i] % 26);
+        c[20] = 0;
+        ssize_t w = write(fd, c, 20);
+        close(fd);
+        if (w != 20)
+            return -EIO;
+        log_info("created %s", path);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+        log_warn("%s is readable by others; erl refuses such a cookie file", path);
+    ssize_t n = read(fd, out, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return -EIO;
+    out[n] = 0;
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+        out[--n] = 0;
+    return n ? 0 : -EINVAL;
+}
+
+static int need(int i, int argc, char **argv)
+{
+    if (i + 1 >= argc) {
+        fprintf(stderr, "lockerd: %s needs a value (see --help)\n", argv[i]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    long long v;
+    char host[256];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--version")) {
+            printf("lockerd %s\n", LOCKERD_VERSION);
+            exit(0);
+        }
+        if (!strcmp(a, "-kernel") && i + 2 < argc && !strcmp(argv[i + 1], "net_ticktime")) {
+            i++;
+            a = "--net-ticktime";
+        }
+        if (need(i, argc, argv))
+            return -EINVAL;
+        const char *val = argv[++i];
+        int bad = 0;
+        if (!strcmp(a, "-sname")) {
+            if (strchr(val, '@'))
+                bad = snprintf(o->name, sizeof o->name, "%s", val) >= (int)sizeof o->name;
+            else if (short_host(host, sizeof host) == 0)
+                bad = snprintf(o->name, sizeof o->name, "%s@%s", val, host) >= (int)sizeof o->name;
+        } else if (!strcmp(a, "-name")) {
+            bad = !strchr(val, '@') ||
+                  snprintf(o->name, sizeof o->name, "%s", val) >= (int)sizeof o->name;
+        } else if (!strcmp(a, "-setcookie")) {
+            bad = snprintf(o->cookie, sizeof o->cookie, "%s", val) >= (int)sizeof o->cookie ||
+                  !*val;
+        } else if (!strcmp(a, "-w")) {
+            bad = parse_num(val, 1, 1000, &v);
+            o->w = (int)v;
+        } else if (!strcmp(a, "--masters")) {
+            bad = parse_list(val, &o->masters, &o->nmasters) != 0;
+        } else if (!strcmp(a, "--replicas")) {
+            bad = parse_list(val, &o->replicas, &o->nreplicas) != 0;
+        } else if (!strcmp(a, "--push-interval")) {
+            bad = parse_num(val, 1, 3600000, &v);
+            o->push_interval_ms = v;
+        } else if (!strcmp(a, "--net-ticktime")) {
+            bad = parse_num(val, 1, 86400, &v);
+            o->net_ticktime = (int)v;
+        } else if (!strcmp(a, "--max-frame")) {
+            bad = parse_num(val, 1024, 1LL << 31, &v);
+            o->max_frame = (size_t)v;
+        } else if (!strcmp(a, "--max-out")) {
+            bad = parse_num(val, 65536, 1LL << 40, &v);
+            o->max_out = (size_t)v;
+        } else if (!strcmp(a, "--max-conns")) {
+            bad = parse_num(val, 1, 1000000, &v);
+            o->max_conns = (size_t)v;
+        } else if (!strcmp(a, "--max-backlog")) {
+            bad = parse_num(val, 1024, 1LL << 40, &v);
+            o->max_backlog = (size_t)v;
+        } else if (!strcmp(a, "--port")) {
+            bad = parse_num(val, 0, 65535, &v);
+            o->port = (int)v;
+        } else if (!strcmp(a, "--listen")) {
+            o->listen_addr = val;
+        } else if (!strcmp(a, "--log-level")) {
+            bad = log_parse_level(val, &o->level) != 0;
+        } else {
+            fprintf(stderr, "lockerd: unknown option %s (see --help)\n", a);
+            return -EINVAL;
+        }
+        if (bad) {
+            fprintf(stderr, "lockerd: bad value '%s' for %s (see --help)\n", val, a);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    struct signalfd_siginfo si;
+    if (read(io->fd, &si, sizeof si) == sizeof si)
+        log_info("signal %u: shutting down", si.ssi_signo);
+    loop_stop(l);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {
+        .push_interval_ms = 100,
+        .max_frame = 16u << 20,
+        .max_out = 256u << 20,
+        .max_conns = 4096,
+        .max_backlog = 64u << 20,
+        .net_ticktime = 60,
+        .level = LOG_INFO,
+    };
+    if (parse_opts(argc, argv, &o))
+        return 2;
+    log_set_level(o.level);
+    if (!o.name[0]) {
+        char host[200];
+        if (short_host(host, sizeof host)) {
+            fprintf(stderr, "lockerd: cannot read the host name\n");
+            return 2;
+        }
+        snprintf(o.name, sizeof o.name, "locker@%s", host);
+    }
+    if (!o.cookie[0] && read_cookie(o.cookie, sizeof o.cookie)) {
+        fprintf(stderr, "lockerd: no cookie: give -setcookie or make ~/.erlang.cookie readable\n");
+        return 2;
+    }
+    if (!o.w)
+        o.w = o.nmasters ? (int)(o.nmasters / 2 + 1) : 1;
+
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    char err[256] = "";
+    int status = 1;
+    struct loop *l = loop_new();
+    struct loop_io sig_io;
+    struct node *n = NULL;
+    struct server *s = NULL;
+    struct rex *rx = NULL;
+    if (!l || sfd < 0 || loop_io_add(l, &sig_io, sfd, LOOP_IN, on_signal, NULL)) {
+        fprintf(stderr, "lockerd: cannot set up the event loop\n");
+        goto out;
+    }
+    struct node_cfg nc = {
+        .name = o.name,
+        .cookie = o.cookie,
+        .port = (uint16_t)o.port,
+        .listen_addr = o.listen_addr,
+        .max_frame = o.max_frame,
+        .max_out = o.max_out,
+        .max_conns = o.max_conns,
+        .net_ticktime_s = o.net_ticktime,
+        .handshake_ms = 10000,
+    };
+    struct server_cfg sc = {
+        .w = o.w,
+        .masters = o.masters,
+        .nmasters = o.nmasters,
+        .replicas = o.replicas,
+        .nreplicas = o.nreplicas,
+        .push_interval_ms = o.push_interval_ms,
+        .write_lock_ms = 10000,
+        .expire_budget = 1000,
+        .max_backlog = o.max_backlog,
+    };
+    if (!(n = node_new(l, &nc, err, sizeof err)) || !(s = server_new(n, &sc, err, sizeof err)) ||
+        !(rx = rex_new(n)) || node_start(n, err, sizeof err)) {
+        fprintf(stderr, "lockerd: %s\n", err[0] ? err : "start-up failed");
+        goto out;
+    }
+    log_info("lockerd %s ready: node %s, port %u, w=%d, %zu masters, %zu replicas",
+             LOCKERD_VERSION, node_name(n), node_port(n), o.w, o.nmasters, o.nreplicas);
+    int rc = loop_run(l);
+    status = rc ? 1 : 0;
+    if (rc)
+        log_error("event loop failed: %s", strerror(-rc));
+out:
+    node_free(n); /* closes peers and the epmd registration first */
+    server_free(s);
+    rex_free(rx);
+    loop_free(l);
+    for (size_t i = 0; i < o.nmasters; i++)
+        free(o.masters[i]);
+    for (size_t i = 0; i < o.nreplicas; i++)
+        free(o.replicas[i]);
+    free(o.masters);
+    free(o.replicas);
+    if (sfd >= 0)
+        close(sfd);
+    if (!status)
+        log_info("stopped");
+    return status;
+}

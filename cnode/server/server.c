@@ -1,0 +1,814 @@
+/*
+ * The locker server; see server.h and PROTOCOL.md sections 2-4.
+ *
+ * Request path: REG_SEND payload -> gen_call envelope -> request tuple
+ * (atom op + argument spans) -> handler. Handlers canonicalise the
+ * arguments they store or compare into per-argument scratch buffers,
+ * operate on the store, encode the reply into s->reply and, for writes,
+ * one transaction-log entry into s->entry. Arguments of the wrong type get
+ * {error, {unknown_request, Req}} like unknown requests: the server never
+ * dies of bad input.
+ *
+ * Time: before each request the store's clock is set to the loop's cached
+ * "now", so logically expired leases are invisible at once; reclamation
+ * runs in a loop hook with a bounded budget per iteration.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../ei_glue/enc.h"
+#include "../core/clock.h"
+#include "../core/log.h"
+#include "../repl/repl.h"
+#include "../store/store.h"
+
+#define MAX_ARGS 5
+#define NOT_FOUND_ATOM "\x77\x09not_found"
+
+struct server {
+    struct node *node;
+    struct loop *loop;
+    struct store *store;
+    struct repl *repl;
+    struct term pid;
+    struct server_cfg cfg;
+    int w;
+    char **masters, **replicas;
+    size_t nmasters, nreplicas;
+    struct buf arg[3];
+    struct buf reply, entry, ctx;
+    struct loop_timer expiry_timer;
+    struct loop_timer push_timer;
+};
+
+struct req {
+    char op[64];
+    uint32_t nargs;
+    struct term args[MAX_ARGS];
+    struct term whole;
+};
+
+/* ---- helpers ---- */
+
+static int canon(struct server *s, int slot, struct term raw, struct term *out)
+{
+    size_t pos = 0;
+    buf_reset(&s->arg[slot]);
+    int rc = term_canon_span(raw.p, raw.len, &pos, &s->arg[slot], out);
+    return rc ? rc : (pos == raw.len ? 0 : -EINVAL);
+}
+
+static int arg_int(struct term raw, int64_t *v)
+{
+    size_t pos = 0;
+    return term_get_int64(raw.p, raw.len, &pos, v);
+}
+
+/* A timeout: non-negative integer or 'infinity'. */
+static int arg_timeout(struct term raw, int64_t now, int64_t *deadline)
+{
+    if (term_is_atom(raw.p, raw.len, 0, "infinity")) {
+        *deadline = CLOCK_NEVER;
+        return 0;
+    }
+    int64_t t;
+    int rc = arg_int(raw, &t);
+    if (rc || t < 0)
+        return -EINVAL;
+    *deadline = clock_add(now, t);
+    return 0;
+}
+
+static int64_t now_ms(struct server *s) { return loop_now(s->loop); }
+
+static int reply_ok(struct server *s) { return enc_atom(&s->reply, "ok"); }
+static int reply_error(struct server *s, const char *why)
+{
+    return enc_atom_pair(&s->reply, "error", why);
+}
+
+static int log_entry(struct server *s)
+{
+    return repl_log(s->repl, (struct term){s->entry.data, (uint32_t)s->entry.len});
+}
+
+/* {Op, K, V, Len} / {update, K, V} / {release, K} */
+static int log_kv(struct server *s, const char *op, struct term k, const struct term *v,
+                  const int64_t *len)
+{
+    buf_reset(&s->entry);
+    int rc = enc_tuple(&s->entry, 2 + (v != NULL) + (len != NULL));
+    if (!rc)
+        rc = enc_atom(&s->entry, op);
+    if (!rc)
+        rc = enc_raw(&s->entry, k);
+    if (!rc && v)
+        rc = enc_raw(&s->entry, *v);
+    if (!rc && len)
+        rc = enc_long(&s->entry, *len);
+    return rc ? rc : log_entry(s);
+}
+
+/* ---- calls ---- */
+
+struct caller {
+    struct conn *conn;
+    struct gen_call g;
+};
+
+static int h_get_write_lock(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    struct term key, expected, tag, cur;
+    if (canon(s, 0, r->args[0], &key) || canon(s, 1, r->args[1], &expected) ||
+        canon(s, 2, r->args[2], &tag))
+        return -EINVAL;
+    if (store_wlock_get(s->store, key, &cur, NULL) == 0)
+        return reply_error(s, "already_locked");
+    struct term val;
+    int held = store_lease_get(s->store, key, &val, NULL) == 0;
+    struct term nf = {(const uint8_t *)NOT_FOUND_ATOM, 11};
+    if ((held && term_eq(val, expected)) || (!held && term_eq(expected, nf))) {
+        int rc = store_wlock_add(s->store, key, tag, clock_add(now_ms(s), s->cfg.write_lock_ms));
+        return rc ? rc : reply_ok(s);
+    }
+    return reply_error(s, "not_expected_value");
+}
+
+static int h_release_write_lock(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    struct term tag;
+    if (canon(s, 2, r->args[0], &tag))
+        return -EINVAL;
+    store_wlock_drop_tag(s->store, tag);
+    return reply_ok(s);
+}
+
+/* write and extend_lease: {Op, Tag, Key, Value, LeaseLength} */
+static int put_lease(struct server *s, struct req *r, const char *op)
+{
+    struct term tag, key, val;
+    int64_t len;
+    if (canon(s, 2, r->args[0], &tag) || canon(s, 0, r->args[1], &key) ||
+        canon(s, 1, r->args[2], &val) || arg_int(r->args[3], &len))
+        return -EINVAL;
+    if (len < 0)
+        len = 0;
+    store_wlock_drop_tag(s->store, tag);
+    int rc = store_lease_put(s->store, key, val, clock_add(now_ms(s), len));
+    if (!rc)
+        rc = log_kv(s, op, key, &val, &len);
+    return rc ? rc : reply_ok(s);
+}
+
+static int h_write(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    return put_lease(s, r, "write");
+}
+
+static int h_extend_lease(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    return put_lease(s, r, "extend_lease");
+}
+
+static int h_update(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    struct term tag, key, val;
+    if (canon(s, 2, r->args[0], &tag) || canon(s, 0, r->args[1], &key) ||
+        canon(s, 1, r->args[2], &val))
+        return -EINVAL;
+    store_wlock_drop_tag(s->store, tag);
+    store_lease_update(s->store, key, val); /* absent: expired meanwhile */
+    int rc = log_kv(s, "update", key, &val, NULL);
+    return rc ? rc : reply_ok(s);
+}
+
+static int h_release(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    struct term key, val, tag, cur;
+    if (canon(s, 0, r->args[0], &key) || canon(s, 1, r->args[1], &val) ||
+        canon(s, 2, r->args[2], &tag))
+        return -EINVAL;
+    /* The tag is dropped on every path: its coordinator is done with it. */
+    store_wlock_drop_tag(s->store, tag);
+    if (store_lease_get(s->store, key, &cur, NULL) != 0)
+        return reply_error(s, "not_found");
+    if (!term_eq(cur, val))
+        return reply_error(s, "not_owner");
+    store_lease_delete(s->store, key);
+    int rc = log_kv(s, "release", key, NULL, NULL);
+    return rc ? rc : reply_ok(s);
+}
+
+/* Waiter ctx: Len:32 Pid Len:32 Tag (the caller's encodings). */
+static int add_waiter(struct server *s, struct caller *c, struct term key,
+                      enum store_wait_kind kind, int64_t deadline)
+{
+    buf_reset(&s->ctx);
+    int rc = buf_put_u32(&s->ctx, c->g.from_pid.len);
+    if (!rc)
+        rc = enc_raw(&s->ctx, c->g.from_pid);
+    if (!rc)
+        rc = buf_put_u32(&s->ctx, c->g.tag.len);
+    if (!rc)
+        rc = enc_raw(&s->ctx, c->g.tag);
+    if (!rc)
+        rc = store_waiter_add(s->store, key, kind, deadline, s->ctx.data, s->ctx.len);
+    return rc ? rc : 1; /* 1: no reply now */
+}
+
+static int h_wait_for(struct server *s, struct caller *c, struct req *r)
+{
+    struct term key, val;
+    int64_t deadline;
+    if (canon(s, 0, r->args[0], &key) || arg_timeout(r->args[1], now_ms(s), &deadline))
+        return -EINVAL;
+    if (store_lease_get(s->store, key, &val, NULL) == 0) {
+        int rc = enc_tuple(&s->reply, 2);
+        if (!rc)
+            rc = enc_atom(&s->reply, "ok");
+        return rc ? rc : enc_raw(&s->reply, val);
+    }
+    return add_waiter(s, c, key, STORE_WAIT_FOR, deadline);
+}
+
+static int h_wait_for_release(struct server *s, struct caller *c, struct req *r)
+{
+    struct term key, val;
+    int64_t deadline;
+    if (canon(s, 0, r->args[0], &key) || arg_timeout(r->args[1], now_ms(s), &deadline))
+        return -EINVAL;
+    /* Not held (any more): it is released, say so rather than let the
+     * caller wait out its timeout for an event that already happened. */
+    if (store_lease_get(s->store, key, &val, NULL) != 0)
+        return enc_atom_pair(&s->reply, "ok", "released");
+    return add_waiter(s, c, key, STORE_WAIT_RELEASE, deadline);
+}
+
+static int h_set_w(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    int64_t w;
+    if (arg_int(r->args[0], &w) || w < 1 || w > 1000000)
+        return -EINVAL;
+    s->w = (int)w;
+    log_info("write quorum set to %d", s->w);
+    return reply_ok(s);
+}
+
+/* ---- meta ---- */
+
+static void free_names(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted, deduplicated copy (atoms of UTF-8 names order as their bytes). */
+static int names_set(char *const *in, size_t n, char ***out, size_t *count)
+{
+    char **v = calloc(n ? n : 1, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] = strdup(in[i]))) {
+            free_names(v, i);
+            return -ENOMEM;
+        }
+    qsort(v, n, sizeof *v, cmp_names);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && strcmp(v[k - 1], v[i]) == 0)
+            free(v[i]);
+        else
+            v[k++] = v[i];
+    }
+    *out = v;
+    *count = k;
+    return 0;
+}
+
+/* A list of atoms into a NULL-terminated array of names. */
+static int arg_names(struct term raw, char ***out, size_t *count)
+{
+    size_t pos = 0;
+    uint32_t n;
+    if (term_get_list(raw.p, raw.len, &pos, &n) || n > 4096)
+        return -EINVAL;
+    char **v = calloc(n + 1, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    char name[CTRL_NAME_MAX];
+    int rc = 0;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        rc = term_get_atom(raw.p, raw.len, &pos, name, sizeof name);
+        if (!rc && !(v[i] = strdup(name)))
+            rc = -ENOMEM;
+    }
+    if (!rc && n && term_peek(raw.p, raw.len, pos) != TT_NIL)
+        rc = -EINVAL; /* improper list */
+    if (rc) {
+        free_names(v, n);
+        return rc;
+    }
+    *out = v;
+    *count = n;
+    return 0;
+}
+
+static int set_meta(struct server *s, char *const *m, size_t nm, char *const *r, size_t nr)
+{
+    char **mm, **rr;
+    size_t cm, cr;
+    if (names_set(m, nm, &mm, &cm))
+        return -ENOMEM;
+    if (names_set(r, nr, &rr, &cr)) {
+        free_names(mm, cm);
+        return -ENOMEM;
+    }
+    free_names(s->masters, s->nmasters);
+    free_names(s->replicas, s->nreplicas);
+    s->masters = mm;
+    s->nmasters = cm;
+    s->replicas = rr;
+    s->nreplicas = cr;
+    return repl_set_replicas(s->repl, rr, cr);
+}
+
+static int h_set_nodes(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    char **m, **rp;
+    size_t nm, nr;
+    if (arg_names(r->args[0], &m, &nm))
+        return -EINVAL;
+    if (arg_names(r->args[1], &rp, &nr)) {
+        free_names(m, nm);
+        return -EINVAL;
+    }
+    int rc = set_meta(s, m, nm, rp, nr);
+    free_names(m, nm);
+    free_names(rp, nr);
+    if (!rc)
+        log_info("nodes set: %zu masters, %zu replicas", s->nmasters, s->nreplicas);
+    return rc ? rc : reply_ok(s);
+}
+
+static int enc_names(struct buf *b, char *const *v, size_t n)
+{
+    int rc = n ? enc_list(b, (uint32_t)n) : 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = enc_atom(b, v[i]);
+    return rc ? rc : enc_nil(b);
+}
+
+/* {Masters, Replicas, W}, as locker:get_meta/0 returns it. */
+static int h_get_meta(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    (void)r;
+    int rc = enc_tuple(&s->reply, 3);
+    if (!rc)
+        rc = enc_names(&s->reply, s->masters, s->nmasters);
+    if (!rc)
+        rc = enc_names(&s->reply, s->replicas, s->nreplicas);
+    return rc ? rc : enc_long(&s->reply, s->w);
+}
+
+/* ---- debug state ---- */
+
+struct dbg {
+    struct buf *b;
+    uint32_t n;
+    int64_t wall_offset;
+    int rc;
+};
+
+static int64_t wall_offset(struct server *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return wall - now_ms(s);
+}
+
+static int dbg_triple(struct dbg *d, struct term a, struct term b, int64_t expire_at)
+{
+    int rc = enc_tuple(d->b, 3);
+    if (!rc)
+        rc = enc_raw(d->b, a);
+    if (!rc)
+        rc = enc_raw(d->b, b);
+    if (!rc)
+        rc = enc_long(d->b, expire_at == CLOCK_NEVER ? expire_at : expire_at + d->wall_offset);
+    d->rc = rc;
+    d->n++;
+    return rc;
+}
+
+static int dbg_lease(void *ud, struct term key, struct term val, int64_t expire_at)
+{
+    return dbg_triple(ud, key, val, expire_at);
+}
+
+static int dbg_wlock(void *ud, struct term key, struct term tag, int64_t expire_at)
+{
+    return dbg_triple(ud, key, tag, expire_at);
+}
+
+/* A list whose length is known only after the walk: header patched. */
+static int dbg_list(struct server *s, int leases)
+{
+    struct dbg d = {.b = &s->reply, .wall_offset = wall_offset(s)};
+    size_t mark = s->reply.len;
+    int rc = enc_list(&s->reply, 0);
+    if (rc)
+        return rc;
+    if (leases)
+        store_foreach_lease(s->store, dbg_lease, &d);
+    else
+        store_foreach_wlock(s->store, dbg_wlock, &d);
+    if (d.rc)
+        return d.rc;
+    if (d.n == 0)
+        s->reply.len = mark;
+    else
+        put_u32(s->reply.data + mark + 1, d.n);
+    return enc_nil(&s->reply);
+}
+
+static int h_get_debug_state(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    (void)r;
+    int rc = enc_tuple(&s->reply, 6);
+    if (!rc)
+        rc = enc_atom(&s->reply, "ok");
+    if (!rc)
+        rc = dbg_list(s, 0);
+    if (!rc)
+        rc = dbg_list(s, 1);
+    /* R1..R3: timer handles in the reference; fresh refs here. */
+    for (int i = 0; i < 3 && !rc; i++)
+        rc = node_make_ref(s->node, &s->reply);
+    return rc;
+}
+
+static int h_summary(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    (void)r;
+    int rc = enc_list(&s->reply, 2);
+    const char *names[2] = {"write_locks", "leases"};
+    size_t counts[2] = {store_wlock_count(s->store), store_lease_count(s->store)};
+    for (int i = 0; i < 2 && !rc; i++) {
+        rc = enc_tuple(&s->reply, 2);
+        if (!rc)
+            rc = enc_atom(&s->reply, names[i]);
+        if (!rc)
+            rc = enc_long(&s->reply, (int64_t)counts[i]);
+    }
+    return rc ? rc : enc_nil(&s->reply);
+}
+
+/* ---- dispatch ---- */
+
+typedef int (*handler_fn)(struct server *, struct caller *, struct req *);
+
+static const struct {
+    const char *op;
+    uint32_t nargs;
+    handler_fn fn;
+} handlers[] = {
+    {"get_write_lock", 3, h_get_write_lock},
+    {"release_write_lock", 1, h_release_write_lock},
+    {"write", 4, h_write},
+    {"update", 3, h_update},
+    {"extend_lease", 4, h_extend_lease},
+    {"release", 3, h_release},
+    {"wait_for", 2, h_wait_for},
+    {"wait_for_release", 2, h_wait_for_release},
+    {"set_w", 1, h_set_w},
+    {"set_nodes", 2, h_set_nodes},
+    {"get_debug_state", 0, h_get_debug_state},
+    {"get_meta", 0, h_get_meta},
+    {"summary", 0, h_summary},
+};
+
+/* Request term: an atom, or a tuple {Atom, Args...}. */
+static int req_parse(struct term t, struct req *r)
+{
+    size_t pos = 0;
+    r->whole = t;
+    r->nargs = 0;
+    int tag = term_peek(t.p, t.len, 0);
+    if (tag != TT_SMALL_TUPLE && tag != TT_LARGE_TUPLE)
+        return term_get_atom(t.p, t.len, &pos, r->op, sizeof r->op) || pos != t.len ? -EINVAL
+                                                                                   : 0;
+    uint32_t ar;
+    if (term_get_tuple(t.p, t.len, &pos, &ar) || ar < 1 || ar > MAX_ARGS + 1 ||
+        term_get_atom(t.p, t.len, &pos, r->op, sizeof r->op))
+        return -EINVAL;
+    for (uint32_t i = 0; i + 1 < ar; i++) {
+        size_t start = pos;
+        if (term_skip(t.p, t.len, &pos))
+            return -EINVAL;
+        r->args[i] = (struct term){t.p + start, (uint32_t)(pos - start)};
+    }
+    r->nargs = ar - 1;
+    return pos == t.len ? 0 : -EINVAL;
+}
+
+static void send_reply(struct server *s, struct caller *c)
+{
+    struct term reply = {s->reply.data, (uint32_t)s->reply.len};
+    int rc = node_reply(s->node, c->conn, s->pid, c->g.from_pid, c->g.tag, reply);
+    if (rc)
+        log_warn("reply to %s not sent: %s", c->conn->peer, strerror(-rc));
+}
+
+static void handle_call(struct server *s, struct caller *c)
+{
+    struct req r;
+    buf_reset(&s->reply);
+    int rc = -ENOENT;
+    if (req_parse(c->g.req, &r) == 0)
+        for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+            if (handlers[i].nargs == r.nargs && strcmp(handlers[i].op, r.op) == 0) {
+                rc = handlers[i].fn(s, c, &r);
+                break;
+            }
+    if (rc == 1)
+        return; /* a waiter: the reply comes later or never */
+    if (rc < 0) {
+        int err = rc;
+        if (err == -ENOMEM)
+            log_error("out of memory serving a call from %s", c->conn->peer);
+        else
+            log_warn("unknown or malformed request from %s (%u bytes)", c->conn->peer,
+                     c->g.req.len);
+        buf_reset(&s->reply);
+        rc = enc_tuple(&s->reply, 2);
+        if (!rc)
+            rc = enc_atom(&s->reply, "error");
+        if (!rc)
+            rc = enc_tuple(&s->reply, 2);
+        if (!rc)
+            rc = enc_atom(&s->reply, err == -ENOMEM ? "out_of_memory" : "unknown_request");
+        if (!rc)
+            rc = enc_raw(&s->reply, c->g.req);
+        if (rc)
+            return;
+    }
+    send_reply(s, c);
+}
+
+/* ---- transaction log replay (replica side) ---- */
+
+static int replay_entry(struct server *s, const uint8_t *p, size_t len, size_t *pos)
+{
+    size_t start = *pos;
+    if (term_skip(p, len, pos))
+        return -EINVAL;
+    struct req r;
+    if (req_parse((struct term){p + start, (uint32_t)(*pos - start)}, &r))
+        return -EINVAL;
+    struct term key, val;
+    int64_t l;
+    if (r.nargs < 1 || canon(s, 0, r.args[0], &key))
+        return -EINVAL;
+    if ((strcmp(r.op, "write") == 0 || strcmp(r.op, "extend_lease") == 0) && r.nargs == 3) {
+        if (canon(s, 1, r.args[1], &val) || arg_int(r.args[2], &l))
+            return -EINVAL;
+        return store_lease_put(s->store, key, val, clock_add(now_ms(s), l < 0 ? 0 : l));
+    }
+    if (strcmp(r.op, "update") == 0 && r.nargs == 2) {
+        if (canon(s, 1, r.args[1], &val))
+            return -EINVAL;
+        store_lease_update(s->store, key, val);
+        return 0;
+    }
+    if (strcmp(r.op, "release") == 0 && r.nargs == 1) {
+        store_lease_delete(s->store, key);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* {trans_log, FromNode, Entries}: replayed in order. */
+static void replay(struct server *s, struct conn *c, struct term cast)
+{
+    size_t pos = 0;
+    uint32_t ar, n;
+    if (term_get_tuple(cast.p, cast.len, &pos, &ar) || ar != 3 ||
+        !term_is_atom(cast.p, cast.len, pos, "trans_log") || term_skip(cast.p, cast.len, &pos) ||
+        term_skip(cast.p, cast.len, &pos)) {
+        log_warn("unknown cast from %s ignored", c->peer);
+        return;
+    }
+    if (term_peek(cast.p, cast.len, pos) == TT_NIL)
+        return;
+    if (term_get_list(cast.p, cast.len, &pos, &n)) {
+        log_warn("trans_log from %s without an entry list ignored", c->peer);
+        return;
+    }
+    size_t bad = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t before = pos;
+        if (replay_entry(s, cast.p, cast.len, &pos)) {
+            bad++;
+            pos = before;
+            if (term_skip(cast.p, cast.len, &pos))
+                break;
+        }
+    }
+    if (bad)
+        log_warn("trans_log from %s: %zu malformed entries skipped", c->peer, bad);
+}
+
+/* ---- waking waiters ---- */
+
+static void on_wake(void *ud, enum store_wait_kind kind, const void *ctx, size_t ctxlen,
+                    struct term value)
+{
+    struct server *s = ud;
+    const uint8_t *p = ctx;
+    if (ctxlen < 8)
+        return;
+    struct term pid = {p + 4, get_u32(p)};
+    if ((size_t)pid.len + 8 > ctxlen)
+        return;
+    struct term tag = {p + 8 + pid.len, get_u32(p + 4 + pid.len)};
+    struct conn *c = node_conn_for(s->node, pid);
+    if (!c)
+        return; /* the caller's node is gone: nobody to tell */
+    struct buf *b = &s->ctx;
+    buf_reset(b);
+    int rc;
+    if (kind == STORE_WAIT_FOR) {
+        rc = enc_tuple(b, 2);
+        if (!rc)
+            rc = enc_atom(b, "ok");
+        if (!rc)
+            rc = enc_raw(b, value);
+    } else {
+        rc = enc_atom_pair(b, "ok", "released");
+    }
+    if (!rc)
+        node_reply(s->node, c, s->pid, pid, tag, (struct term){b->data, (uint32_t)b->len});
+}
+
+/* ---- the process ---- */
+
+static void run_job(struct server *s, const char *job)
+{
+    if (strcmp(job, "push_trans_log") == 0) {
+        repl_push(s->repl);
+    } else {
+        /* expire_leases / expire_locks: expiry is exact already; reclaim
+         * what is due now, bounded like the periodic hook. */
+        store_advance(s->store, now_ms(s), (size_t)s->cfg.expire_budget);
+    }
+}
+
+static void server_on_msg(void *ud, struct conn *c, const struct ctrl *m)
+{
+    struct server *s = ud;
+    struct caller call = {.conn = c};
+    store_advance(s->store, now_ms(s), 0);
+    if (gen_call_parse(m->payload, &call.g) == 0) {
+        handle_call(s, &call);
+        return;
+    }
+    struct term cast;
+    if (gen_cast_parse(m->payload, &cast) == 0) {
+        replay(s, c, cast);
+        return;
+    }
+    char atom[64];
+    size_t pos = 0;
+    if (term_get_atom(m->payload.p, m->payload.len, &pos, atom, sizeof atom) == 0 &&
+        (strcmp(atom, "expire_leases") == 0 || strcmp(atom, "expire_locks") == 0 ||
+         strcmp(atom, "push_trans_log") == 0)) {
+        run_job(s, atom);
+        return;
+    }
+    log_debug("locker: unexpected message from %s ignored", c->peer);
+}
+
+/* Per iteration: reclaim expired entries within budget; keep a timer at
+ * the next deadline so an idle loop wakes for it. */
+static int server_expiry_hook(struct loop *l, void *ud)
+{
+    struct server *s = ud;
+    size_t budget = (size_t)s->cfg.expire_budget;
+    size_t done = store_advance(s->store, loop_now(l), budget);
+    int64_t next = store_next_deadline(s->store);
+    if (next != CLOCK_NEVER)
+        loop_timer_arm(l, &s->expiry_timer, next);
+    else
+        loop_timer_stop(l, &s->expiry_timer);
+    return done >= budget;
+}
+
+static void expiry_timer_fn(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    (void)t; /* the hook does the work; the timer only wakes the loop */
+}
+
+static void push_timer_fn(struct loop *l, struct loop_timer *t)
+{
+    struct server *s = t->ud;
+    repl_push(s->repl);
+    loop_timer_arm(l, t, loop_now(l) + s->cfg.push_interval_ms);
+}
+
+struct server *server_new(struct node *n, const struct server_cfg *cfg, char *err,
+                          size_t errlen)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (!s)
+        goto oom;
+    s->node = n;
+    s->loop = node_loop(n);
+    s->cfg = *cfg;
+    loop_timer_init(&s->expiry_timer, expiry_timer_fn, s);
+    loop_timer_init(&s->push_timer, push_timer_fn, s);
+    s->w = cfg->w;
+    for (int i = 0; i < 3; i++)
+        buf_init(&s->arg[i]);
+    buf_init(&s->reply);
+    buf_init(&s->entry);
+    buf_init(&s->ctx);
+    struct store_cfg sc = {.on_wake = on_wake, .ud = s};
+    if (!(s->store = store_new(&sc)))
+        goto oom;
+    int rc = node_spawn(n, "locker", server_on_msg, s, &s->pid);
+    if (rc) {
+        snprintf(err, errlen, "cannot register locker: %s", strerror(-rc));
+        goto fail;
+    }
+    struct repl_cfg rc_ = {.push_interval_ms = cfg->push_interval_ms,
+                           .max_backlog = cfg->max_backlog};
+    if (!(s->repl = repl_new(n, s->pid, &rc_)))
+        goto oom;
+    if (set_meta(s, cfg->masters, cfg->nmasters, cfg->replicas, cfg->nreplicas))
+        goto oom;
+    if (loop_hook_add(s->loop, server_expiry_hook, s) ||
+        loop_timer_arm(s->loop, &s->push_timer, loop_now(s->loop) + cfg->push_interval_ms))
+        goto oom;
+    return s;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    server_free(s);
+    return NULL;
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    loop_timer_stop(s->loop, &s->expiry_timer);
+    loop_timer_stop(s->loop, &s->push_timer);
+    repl_free(s->repl);
+    store_free(s->store);
+    free_names(s->masters, s->nmasters);
+    free_names(s->replicas, s->nreplicas);
+    for (int i = 0; i < 3; i++)
+        buf_free(&s->arg[i]);
+    buf_free(&s->reply);
+    buf_free(&s->entry);
+    buf_free(&s->ctx);
+    free(s);
+}
+
+int server_w(const struct server *s) { return s->w; }
+char *const *server_masters(const struct server *s, size_t *count)
+{
+    *count = s->nmasters;
+    return s->masters;
+}
+char *const *server_replicas(const struct server *s, size_t *count)
+{
+    *count = s->nreplicas;
+    return s->replicas;
+}
+struct store *server_store(const struct server *s) { return s->store; }

@@ -1,0 +1,42 @@
+/*
+ * The locker server: the process registered as `locker` on this node.
+ *
+ * It answers every call of PROTOCOL.md section 2 and the casts and plain
+ * messages of section 3, keeps the meta data (w, masters, replicas), and
+ * turns requests into store operations plus transaction-log entries. All
+ * keys, values and tags are canonicalised before they reach the store, so
+ * the store's byte equality is Erlang's =:=.
+ */
+#ifndef LOCKERD_SERVER_H
+#define LOCKERD_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../node/node.h"
+
+struct server_cfg {
+    int w;
+    char **masters;      /* node names, any order, duplicates allowed */
+    size_t nmasters;
+    char **replicas;
+    size_t nreplicas;
+    int64_t push_interval_ms;
+    int64_t write_lock_ms;   /* 10000 */
+    int64_t expire_budget;   /* expiry work per loop iteration */
+    size_t max_backlog;
+};
+
+struct server;
+
+struct server *server_new(struct node *n, const struct server_cfg *cfg, char *err,
+                          size_t errlen);
+void server_free(struct server *s);
+
+/* Meta, for other modules (coordinator, rpc). Arrays owned by the server. */
+int server_w(const struct server *s);
+char *const *server_masters(const struct server *s, size_t *count);
+char *const *server_replicas(const struct server *s, size_t *count);
+struct store *server_store(const struct server *s);
+
+#endif

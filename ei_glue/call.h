@@ -1,0 +1,24 @@
+/*
+ * gen_server message shapes: '$gen_call' / '$gen_cast' envelopes and the
+ * reply tag forms of DIST.md section 6. Pure functions over term spans.
+ */
+#ifndef LOCKERD_CALL_H
+#define LOCKERD_CALL_H
+
+#include "term.h"
+
+struct gen_call {
+    struct term from_pid; /* caller pid, sender's encoding */
+    struct term tag;      /* second element of From, verbatim */
+    struct term req;      /* request term, sender's encoding */
+};
+
+/* {'$gen_call', {Pid, Tag}, Req}: 0, or -EINVAL when not that shape. */
+int gen_call_parse(struct term msg, struct gen_call *g);
+/* {'$gen_cast', Req}: 0 or -EINVAL. */
+int gen_cast_parse(struct term msg, struct term *req);
+/* If the reply tag carries an alias ([alias|Ref] or [[alias|Ref]|Mon]),
+ * set *alias to that ref and return 1; else 0. */
+int gen_tag_alias(struct term tag, struct term *alias);
+
+#endif
