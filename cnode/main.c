@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "node/node.h"
+#include "rpc/apply.h"
 #include "rpc/rex.h"
 #include "server/server.h"
 
@@ -305,6 +306,7 @@ int main(int argc, char **argv)
     struct node *n = NULL;
     struct server *s = NULL;
     struct rex *rx = NULL;
+    struct apply *ap = NULL;
     if (!l || sfd < 0 || loop_io_add(l, &sig_io, sfd, LOOP_IN, on_signal, NULL)) {
         fprintf(stderr, "lockerd: cannot set up the event loop\n");
         goto out;
@@ -332,7 +334,7 @@ int main(int argc, char **argv)
         .max_backlog = o.max_backlog,
     };
     if (!(n = node_new(l, &nc, err, sizeof err)) || !(s = server_new(n, &sc, err, sizeof err)) ||
-        !(rx = rex_new(n)) || node_start(n, err, sizeof err)) {
+        !(ap = apply_new(n, s)) || !(rx = rex_new(n, ap)) || node_start(n, err, sizeof err)) {
         fprintf(stderr, "lockerd: %s\n", err[0] ? err : "start-up failed");
         goto out;
     }
@@ -346,6 +348,7 @@ out:
     node_free(n); /* closes peers and the epmd registration first */
     server_free(s);
     rex_free(rx);
+    apply_free(ap);
     loop_free(l);
     for (size_t i = 0; i < o.nmasters; i++)
         free(o.masters[i]);

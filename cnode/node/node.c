@@ -116,6 +116,11 @@ int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struc
     return 0;
 }
 
+int node_make_pid(struct node *n, struct buf *out)
+{
+    return enc_pid(out, n->name, n->next_pid++, 0, n->creation);
+}
+
 int node_whereis(const struct node *n, const char *name, struct term *pid)
 {
     struct proc *p = proc_by_name(n, name);
@@ -213,6 +218,32 @@ int node_reply(struct node *n, struct conn *c, struct term from_pid, struct term
     }
     struct send_args a = {.a = caller};
     return node_frame(c, ctl_send, &a, none, &tag, &reply);
+}
+
+struct exit_reason_args {
+    struct term from, to, ref, reason;
+};
+
+static int ctl_exit_reason(struct buf *out, void *arg)
+{
+    struct exit_reason_args *a = arg;
+    int rc = enc_tuple(out, 5);
+    if (!rc)
+        rc = enc_long(out, CTRL_MONITOR_P_EXIT);
+    if (!rc)
+        rc = enc_raw(out, a->from);
+    if (!rc)
+        rc = enc_raw(out, a->to);
+    if (!rc)
+        rc = enc_raw(out, a->ref);
+    return rc ? rc : enc_raw(out, a->reason);
+}
+
+int node_send_exit_reason(struct conn *c, struct term from, struct term to, struct term ref,
+                          struct term reason)
+{
+    struct exit_reason_args a = {from, to, ref, reason};
+    return node_frame(c, ctl_exit_reason, &a, (struct term){NULL, 0}, NULL, NULL);
 }
 
 int node_send_ctrl(struct conn *c, int (*fn)(struct buf *out, void *arg), void *arg)

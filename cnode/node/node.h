@@ -63,6 +63,9 @@ int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struc
 /* Hand a message to the local process m names (by name or pid). */
 void node_deliver_local(struct node *n, struct conn *c, const struct ctrl *m);
 int node_whereis(const struct node *n, const char *name, struct term *pid); /* 0 / -ENOENT */
+/* A fresh pid of this node with no process behind it (short-lived rpc
+ * executors: messages to it are dropped, as to a dead process). */
+int node_make_pid(struct node *n, struct buf *out);
 /* A fresh reference of this node (canonical bytes into out). */
 int node_make_ref(struct node *n, struct buf *out);
 int node_subscribe(struct node *n, node_conn_fn fn, void *ud);
@@ -85,6 +88,9 @@ int node_reg_send(struct node *n, struct conn *c, struct term from_pid, const ch
  * one and ALIAS was negotiated, else by pid. */
 int node_reply(struct node *n, struct conn *c, struct term from_pid, struct term caller,
                struct term tag, struct term reply);
+/* MONITOR_P_EXIT {21, From, To, Ref, Reason} with an arbitrary reason term. */
+int node_send_exit_reason(struct conn *c, struct term from, struct term to, struct term ref,
+                          struct term reason);
 /* Raw control-only frame (e.g. SPAWN_REPLY, MONITOR_P_EXIT) built by fn. */
 int node_send_ctrl(struct conn *c, int (*fn)(struct buf *out, void *arg), void *arg);
 

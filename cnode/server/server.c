@@ -214,6 +214,8 @@ static int h_release(struct server *s, struct caller *c, struct req *r)
 static int add_waiter(struct server *s, struct caller *c, struct term key,
                       enum store_wait_kind kind, int64_t deadline)
 {
+    if (!c)
+        return -EAGAIN; /* evaluated without a caller (rpc): cannot wait */
     buf_reset(&s->ctx);
     int rc = buf_put_u32(&s->ctx, c->g.from_pid.len);
     if (!rc)
@@ -253,6 +255,21 @@ static int h_wait_for_release(struct server *s, struct caller *c, struct req *r)
     if (store_lease_get(s->store, key, &val, NULL) != 0)
         return enc_atom_pair(&s->reply, "ok", "released");
     return add_waiter(s, c, key, STORE_WAIT_RELEASE, deadline);
+}
+
+/* {dirty_read, Key}: the local table, as locker:dirty_read/1 reads it. */
+static int h_dirty_read(struct server *s, struct caller *c, struct req *r)
+{
+    (void)c;
+    struct term key, val;
+    if (canon(s, 0, r->args[0], &key))
+        return -EINVAL;
+    if (store_lease_get(s->store, key, &val, NULL) != 0)
+        return reply_error(s, "not_found");
+    int rc = enc_tuple(&s->reply, 2);
+    if (!rc)
+        rc = enc_atom(&s->reply, "ok");
+    return rc ? rc : enc_raw(&s->reply, val);
 }
 
 static int h_set_w(struct server *s, struct caller *c, struct req *r)
@@ -509,6 +526,7 @@ static const struct {
     {"get_debug_state", 0, h_get_debug_state},
     {"get_meta", 0, h_get_meta},
     {"summary", 0, h_summary},
+    {"dirty_read", 1, h_dirty_read},
 };
 
 /* Request term: an atom, or a tuple {Atom, Args...}. */
@@ -535,6 +553,28 @@ static int req_parse(struct term t, struct req *r)
     return pos == t.len ? 0 : -EINVAL;
 }
 
+/* Run the handler for r; 1 = reply deferred, <0 = unknown/bad. */
+static int dispatch(struct server *s, struct caller *c, struct term req)
+{
+    struct req r;
+    buf_reset(&s->reply);
+    if (req_parse(req, &r))
+        return -ENOENT;
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+        if (handlers[i].nargs == r.nargs && strcmp(handlers[i].op, r.op) == 0)
+            return handlers[i].fn(s, c, &r);
+    return -ENOENT;
+}
+
+int server_eval(struct server *s, struct term req, struct buf *out)
+{
+    store_advance(s->store, now_ms(s), 0);
+    int rc = dispatch(s, NULL, req);
+    if (rc)
+        return rc < 0 ? rc : -EAGAIN;
+    return buf_append(out, s->reply.data, s->reply.len);
+}
+
 static void send_reply(struct server *s, struct caller *c)
 {
     struct term reply = {s->reply.data, (uint32_t)s->reply.len};
@@ -545,15 +585,7 @@ static void send_reply(struct server *s, struct caller *c)
 
 static void handle_call(struct server *s, struct caller *c)
 {
-    struct req r;
-    buf_reset(&s->reply);
-    int rc = -ENOENT;
-    if (req_parse(c->g.req, &r) == 0)
-        for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-            if (handlers[i].nargs == r.nargs && strcmp(handlers[i].op, r.op) == 0) {
-                rc = handlers[i].fn(s, c, &r);
-                break;
-            }
+    int rc = dispatch(s, c, c->g.req);
     if (rc == 1)
         return; /* a waiter: the reply comes later or never */
     if (rc < 0) {
@@ -812,3 +844,12 @@ char *const *server_replicas(const struct server *s, size_t *count)
     return s->replicas;
 }
 struct store *server_store(const struct server *s) { return s->store; }
+const char *server_node_name(const struct server *s) { return node_name(s->node); }
+
+int server_is_master(const struct server *s)
+{
+    for (size_t i = 0; i < s->nmasters; i++)
+        if (strcmp(s->masters[i], node_name(s->node)) == 0)
+            return 1;
+    return 0;
+}

@@ -38,5 +38,12 @@ int server_w(const struct server *s);
 char *const *server_masters(const struct server *s, size_t *count);
 char *const *server_replicas(const struct server *s, size_t *count);
 struct store *server_store(const struct server *s);
+const char *server_node_name(const struct server *s);
+int server_is_master(const struct server *s);
+
+/* Evaluate a request term as if called, without a caller (rpc paths):
+ * appends the reply term to out. -ENOENT unknown/malformed, -EAGAIN for
+ * requests that would wait (wait_for...). */
+int server_eval(struct server *s, struct term req, struct buf *out);
 
 #endif

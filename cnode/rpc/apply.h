@@ -1,0 +1,30 @@
+/*
+ * apply: the functions lockerd carries out for rpc callers (erpc spawn
+ * requests and rex calls), with the results a BEAM node running `locker`
+ * would give.
+ *
+ * Model. apply_start() looks the MFA up in a fixed table. Local reads
+ * (dirty_read, get_meta, summary, get_debug_state, erlang:node/whereis)
+ * finish at once; functions that must wait (coordinated writes, waits) are
+ * started as tasks and finish later. Either way `done` runs exactly once,
+ * with rc 0 and the return value, or -ENOENT for an undefined function
+ * (the caller reports undef), or -EINVAL for arguments the function does
+ * not accept (reported as function_clause).
+ */
+#ifndef LOCKERD_APPLY_H
+#define LOCKERD_APPLY_H
+
+#include "../node/node.h"
+#include "../server/server.h"
+
+typedef void (*apply_done_fn)(void *ud, int rc, struct term value);
+
+struct apply;
+
+struct apply *apply_new(struct node *n, struct server *s);
+void apply_free(struct apply *a);
+/* args: a proper list term (any encoding). */
+void apply_start(struct apply *a, const char *mod, const char *fun, struct term args,
+                 apply_done_fn done, void *ud);
+
+#endif
