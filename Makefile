@@ -14,7 +14,7 @@ LDFLAGS += $(SANFLAGS)
 BUILD   ?= build/default
 BINDIR  ?= bin
 
-LIB_SRC := $(sort $(wildcard cnode/*/*.c) $(wildcard ei_glue/*.c))
+LIB_SRC := $(sort $(wildcard cnode/*/*.c) $(wildcard ei_glue/*.c) $(wildcard client/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard test/c/test_*.c))
 TEST_BIN := $(TEST_SRC:test/c/%.c=$(BUILD)/test/%)
@@ -66,9 +66,18 @@ deps:
 	scripts/setup.sh
 
 run: all
-	scripts/run-default.sh
+	scripts/run.sh
 
 clean:
 	rm -rf build bin/lockerd _build
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/cnode/main.d
+
+# The node-local lock's threaded tests under ThreadSanitizer (a report
+# makes the binary exit non-zero).
+.PHONY: test-tsan
+test-tsan:
+	@mkdir -p build/tsan
+	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=thread -I. test/c/test_nlock.c client/nlock.c \
+	    -lcmocka -lpthread -o build/tsan/test_nlock
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/test_nlock
