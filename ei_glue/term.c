@@ -2,15 +2,19 @@
  * Erlang external term format: validation, canonical form, small decoders
  * and the byte hash. The canonical rules are listed in term.h.
  *
- * Model. One recursive walker serves three modes over the same input:
- *   W_SKIP   validate only; `dirty` records whether anything seen was not
- *            canonical (map validation needs to know);
+ * Model. One recursive walker serves two modes over the same input:
  *   W_CHECK  validate while the input is canonical, stop with T_REWRITE at
  *            the first encoding that is not;
- *   W_WRITE  append the canonical encoding to `out`.
+ *   W_WRITE  validate and append the canonical encoding to `out`.
  * term_canon_span runs W_CHECK and falls back to W_WRITE only when needed,
  * so a term BEAM already encoded canonically costs one read-only pass and
- * no copy.
+ * no copy. Validation is canonicalisation (only canonical map keys reveal
+ * duplicates), so term_skip is term_canon_span into scratch memory.
+ *
+ * Cost: W_CHECK never falls back below the top level and W_WRITE never
+ * calls W_CHECK, so every term costs at most two passes; a map (or fun)
+ * nested k deep is copied k times through scratch buffers, bounded by
+ * TERM_MAX_DEPTH.
  *
  * Invariants: pos <= len at every step and each read is bounds-checked
  * first; a count read from the input is compared with the bytes left (every
@@ -27,14 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum walk_mode { W_SKIP, W_CHECK, W_WRITE };
+enum walk_mode { W_CHECK, W_WRITE };
 
 struct walk {
     const uint8_t *in;
     size_t len;
     struct buf *out;      /* W_WRITE: receives the canonical bytes */
     enum walk_mode mode;
-    int dirty;            /* W_SKIP: a non-canonical encoding was seen */
 };
 
 #define T_REWRITE 1       /* W_CHECK: input not canonical, rewrite it */
@@ -46,13 +49,7 @@ static inline size_t left(const struct walk *w, size_t p) { return w->len - p; }
 static inline int writing(const struct walk *w) { return w->mode == W_WRITE; }
 
 /* The input at hand differs from its canonical encoding. */
-static int noncanon(struct walk *w)
-{
-    if (w->mode == W_CHECK)
-        return T_REWRITE;
-    w->dirty = 1;
-    return 0;
-}
+static int noncanon(const struct walk *w) { return w->mode == W_CHECK ? T_REWRITE : 0; }
 
 static int tag_is_atom(int t)
 {
@@ -71,7 +68,15 @@ static int tag_is_int(int t)
 static long utf8_chars(const uint8_t *s, size_t n)
 {
     long chars = 0;
-    for (size_t i = 0; i < n; chars++) {
+    size_t i = 0;
+    while (i < n) {
+        uint64_t word;
+        if (n - i >= 8 && (memcpy(&word, s + i, 8), !(word & 0x8080808080808080ull))) {
+            i += 8;  /* eight ASCII characters at once: atoms are mostly ASCII */
+            chars += 8;
+            continue;
+        }
+        chars++;
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -686,41 +691,26 @@ done:
     return rc;
 }
 
-/* Read-only modes. Canonical keys in strictly rising order prove the map
- * canonical and free of duplicates without copying anything. Otherwise
- * W_CHECK asks for a rewrite and W_SKIP canonicalises into scratch memory,
- * since only canonical keys reveal duplicates. */
+/* W_CHECK: canonical keys in strictly rising order prove the map canonical
+ * and free of duplicates without copying anything; anything else asks for
+ * a rewrite, which sorts and finds duplicates. */
 static int map_check(struct walk *w, size_t *pos, uint32_t n, int depth)
 {
     size_t p = *pos + 5, prev = 0, prev_len = 0;
-    int dirty = w->dirty, sorted = 1, rc;
+    int rc;
     for (uint32_t i = 0; i < n; i++) {
         size_t k = p;
-        w->dirty = 0;
         if ((rc = walk(w, &p, depth + 1)))
             return rc;
-        if (w->dirty || (i && key_cmp(w->in + prev, prev_len, w->in + k, p - k) >= 0)) {
-            if ((rc = noncanon(w)))
-                return rc;
-            sorted = 0;
-        }
+        if (i && key_cmp(w->in + prev, prev_len, w->in + k, p - k) >= 0)
+            return T_REWRITE;
         prev = k;
         prev_len = p - k;
         if ((rc = walk(w, &p, depth + 1)))
             return rc;
-        dirty |= w->dirty;
     }
-    w->dirty = dirty;
-    if (sorted) {
-        *pos = p;
-        return 0;
-    }
-    struct buf scratch;
-    struct walk sub = {w->in, w->len, &scratch, W_WRITE, 0};
-    buf_init(&scratch);
-    rc = map_write(&sub, pos, n, depth);
-    buf_free(&scratch);
-    return rc;
+    *pos = p;
+    return 0;
 }
 
 static int walk_map(struct walk *w, size_t *pos, int depth)
@@ -750,7 +740,8 @@ static int walk_export(struct walk *w, size_t *pos)
         return -EINVAL;
     *pos = p;
     if (!writing(w))
-        return atom_is_canon(&m) && atom_is_canon(&f) && w->in[ap] == TT_SMALL_INT ? 0 : noncanon(w);
+        return atom_is_canon(&m) && atom_is_canon(&f) && w->in[ap] == TT_SMALL_INT ? 0
+                                                                                   : noncanon(w);
     int rc = buf_put_u8(w->out, TT_EXPORT);
     if (rc || (rc = atom_emit(w->out, &m)) || (rc = atom_emit(w->out, &f)))
         return rc;
@@ -759,13 +750,15 @@ static int walk_export(struct walk *w, size_t *pos)
 }
 
 /* Typed fields of a fun ('a' atom, 'i' integer, 'p' pid) then nfree free
- * variables, validated in W_SKIP by `sub`. */
+ * variables, validated by canonicalising them into sub->out. */
 static int fun_fields(struct walk *sub, size_t *p, const char *kinds, uint32_t nfree, int depth)
 {
     int rc;
     for (const char *k = kinds; *k; k++) {
         int t = *p < sub->len ? sub->in[*p] : -1;
-        int ok = *k == 'a' ? tag_is_atom(t) : *k == 'i' ? tag_is_int(t) : t == TT_PID || t == TT_NEW_PID;
+        int ok = *k == 'a' ? tag_is_atom(t)
+                 : *k == 'i' ? tag_is_int(t)
+                             : t == TT_PID || t == TT_NEW_PID;
         if (!ok)
             return -EINVAL;
         if ((rc = walk(sub, p, depth + 1)))
@@ -779,27 +772,34 @@ static int fun_fields(struct walk *sub, size_t *p, const char *kinds, uint32_t n
     return 0;
 }
 
-/* NEW_FUN_EXT and FUN_EXT are validated, then kept byte for byte. */
+/* NEW_FUN_EXT and FUN_EXT: the fields are validated in W_WRITE (never
+ * W_CHECK, whose fallback would re-walk nested funs once per level) into
+ * scratch space, then the fun is kept byte for byte. When writing, the
+ * scratch space is the end of `out`, cut back afterwards. */
 static int walk_fun(struct walk *w, size_t *pos, int depth)
 {
     size_t start = *pos, p = start + 1;
-    struct walk sub = {w->in, w->len, NULL, W_SKIP, 0};
-    int rc;
+    struct buf scratch, *out = writing(w) ? w->out : &scratch;
+    size_t mark = writing(w) ? out->len : 0;
+    struct walk sub = {w->in, w->len, out, W_WRITE};
+    uint32_t size = 0;
+    int rc = -EINVAL;
+    buf_init(&scratch);
     if (w->in[start] == TT_NEW_FUN) {
-        uint32_t size = left(w, p) >= 29 ? get_u32(w->in + p) : 0;
-        if (size < 29 || size > left(w, p))
-            return -EINVAL;
-        sub.len = p + size;
-        p += 29;
-        rc = fun_fields(&sub, &p, "aiip", get_u32(w->in + p - 4), depth);
-        if (!rc && p != sub.len)
-            rc = -EINVAL;
-    } else {
-        if (left(w, p) < 4)
-            return -EINVAL;
+        size = left(w, p) >= 29 ? get_u32(w->in + p) : 0;
+        if (size >= 29 && size <= left(w, p)) {
+            sub.len = p + size;
+            p += 29;
+            rc = fun_fields(&sub, &p, "aiip", get_u32(w->in + p - 4), depth);
+        }
+    } else if (left(w, p) >= 4) {
         p += 4;
         rc = fun_fields(&sub, &p, "paii", get_u32(w->in + p - 4), depth);
     }
+    if (!rc && size && p != sub.len)
+        rc = -EINVAL;
+    out->len = mark;
+    buf_free(&scratch);
     if (rc)
         return rc;
     *pos = p;
@@ -851,18 +851,18 @@ static int walk(struct walk *w, size_t *pos, int depth)
 
 int term_skip(const uint8_t *in, size_t len, size_t *pos)
 {
-    struct walk w = {in, len, NULL, W_SKIP, 0};
-    size_t p = *pos;
-    int rc = walk(&w, &p, 0);
-    if (!rc)
-        *pos = p;
+    struct buf scratch;
+    struct term t;
+    buf_init(&scratch);
+    int rc = term_canon_span(in, len, pos, &scratch, &t);
+    buf_free(&scratch);
     return rc;
 }
 
 int term_canon_span(const uint8_t *in, size_t len, size_t *pos, struct buf *out,
                     struct term *span)
 {
-    struct walk w = {in, len, NULL, W_CHECK, 0};
+    struct walk w = {in, len, NULL, W_CHECK};
     size_t p = *pos, start = out->len;
     int rc = walk(&w, &p, 0);
     if (rc < 0)
@@ -874,7 +874,7 @@ int term_canon_span(const uint8_t *in, size_t len, size_t *pos, struct buf *out,
         *pos = p;
         return 0;
     }
-    w = (struct walk){in, len, out, W_WRITE, 0};
+    w = (struct walk){in, len, out, W_WRITE};
     p = *pos;
     if ((rc = walk(&w, &p, 0)) == 0 && out->len - start > UINT32_MAX)
         rc = -E2BIG;
@@ -994,7 +994,8 @@ int term_peek(const uint8_t *in, size_t len, size_t pos)
 static inline void mul128(uint64_t a, uint64_t b, uint64_t *lo, uint64_t *hi)
 {
 #ifdef __SIZEOF_INT128__
-    unsigned __int128 r = (unsigned __int128)a * b;
+    __extension__ typedef unsigned __int128 u128;
+    u128 r = (u128)a * b;
     *lo = (uint64_t)r;
     *hi = (uint64_t)(r >> 64);
 #else

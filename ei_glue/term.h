@@ -53,6 +53,10 @@
  *    SMALL_INTEGER_EXT.
  *  - depth: the outermost term is level 1; a term with more than
  *    TERM_MAX_DEPTH levels gives -E2BIG.
+ *  - funs being verbatim, one fun sent with latin-1 atoms inside and once
+ *    with UTF-8 atoms gives two different canonical forms.
+ *  - term_skip accepts exactly what term_canon accepts: a non-canonical term
+ *    is validated by canonicalising it into scratch memory (-ENOMEM possible).
  *
  * Hostile input: every read is bounds-checked against `len`; nesting deeper
  * than TERM_MAX_DEPTH gives -E2BIG; declared counts larger than the bytes
