@@ -40,6 +40,7 @@ struct conn_set {
     uint64_t next_id;
     struct loop_io listen_io;
     int listen_fd;
+    struct conn *self;
     uint32_t rng;
 };
 
@@ -87,6 +88,7 @@ static struct conn *conn_alloc(struct conn_set *s, int fd)
     c->id = ++s->next_id;
     buf_init(&c->in);
     buf_init(&c->out);
+    buf_init(&c->held);
     c->last_rx = c->last_tx = loop_now(s->loop);
     c->deadline = c->last_rx + s->cfg.handshake_ms;
     if (loop_io_add(s->loop, &c->io, fd, EPOLLIN, conn_on_io, c) < 0) {
@@ -107,6 +109,7 @@ static void conn_free(void *p)
     hs_free(&c->hs);
     buf_free(&c->in);
     buf_free(&c->out);
+    buf_free(&c->held);
     free(c);
 }
 
@@ -168,6 +171,26 @@ static int conn_flush(struct conn *c)
     return 0;
 }
 
+/* Frames to ourselves: deliver them. Handlers may write more frames to
+ * the loopback while we walk these, so walk a detached copy. */
+static void conn_loopback_deliver(struct conn *c)
+{
+    struct buf work = c->out;
+    buf_init(&c->out);
+    size_t pos = work.off;
+    while (pos < work.len) {
+        const uint8_t *body;
+        size_t blen;
+        int n = frame_split(work.data + pos, work.len - pos, SIZE_MAX, &body, &blen);
+        if (n <= 0)
+            break; /* we wrote whole frames; cannot happen */
+        if (blen)
+            c->set->ops.on_frame(c->set->ud, c, body, blen);
+        pos += (size_t)n;
+    }
+    buf_free(&work);
+}
+
 static int conn_flush_hook(struct loop *l, void *ud)
 {
     (void)l;
@@ -177,7 +200,9 @@ static int conn_flush_hook(struct loop *l, void *ud)
     while (c) {
         struct conn *next = c->dirty_next;
         c->dirty = 0;
-        if (c->state != CONN_CLOSED) {
+        if (c->loopback) {
+            conn_loopback_deliver(c);
+        } else if (c->state != CONN_CLOSED) {
             int rc = conn_flush(c);
             if (rc == -ENOBUFS)
                 conn_close(c, "output queue over its cap (peer not reading)");
@@ -186,7 +211,7 @@ static int conn_flush_hook(struct loop *l, void *ud)
         }
         c = next;
     }
-    return 0;
+    return s->dirty != NULL; /* loopback replies queued: run again */
 }
 
 /* ---- handshake ---- */
@@ -228,6 +253,11 @@ static void conn_up(struct conn *c)
     c->flags = c->hs.flags;
     c->peer_creation = c->hs.peer_creation;
     c->deadline = 0;
+    if (buf_size(&c->held)) {
+        if (buf_append(&c->out, buf_head(&c->held), buf_size(&c->held)) == 0)
+            conn_mark_dirty(c);
+        buf_free(&c->held);
+    }
     log_info("connected %s %s", c->initiator ? "to" : "from", c->peer);
     if (c->set->ops.on_up)
         c->set->ops.on_up(c->set->ud, c);
@@ -556,10 +586,34 @@ struct conn_set *conn_set_new(struct loop *l, const struct conn_cfg *cfg,
     return s;
 }
 
+struct conn *conn_loopback(struct conn_set *s)
+{
+    if (s->self)
+        return s->self;
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->set = s;
+    c->loopback = 1;
+    c->state = CONN_UP;
+    c->io.fd = -1;
+    c->id = ++s->next_id;
+    c->flags = s->cfg.flags;
+    c->peer_creation = s->cfg.creation;
+    snprintf(c->peer, sizeof c->peer, "%s", s->cfg.my_name);
+    buf_init(&c->in);
+    buf_init(&c->out);
+    buf_init(&c->held);
+    s->self = c;
+    return c;
+}
+
 void conn_set_free(struct conn_set *s)
 {
     if (!s)
         return;
+    if (s->self)
+        conn_free(s->self);
     s->ops.on_down = NULL;
     while (s->head) {
         struct conn *c = s->head;
@@ -587,7 +641,12 @@ struct conn *conn_find(struct conn_set *s, const char *node)
 
 struct conn *conn_first(struct conn_set *s) { return s->head; }
 size_t conn_count(const struct conn_set *s) { return s->count; }
-void conn_set_creation(struct conn_set *s, uint32_t creation) { s->cfg.creation = creation; }
+void conn_set_creation(struct conn_set *s, uint32_t creation)
+{
+    s->cfg.creation = creation;
+    if (s->self)
+        s->self->peer_creation = creation;
+}
 
 void conn_set_periodic(struct conn_set *s, int64_t now)
 {

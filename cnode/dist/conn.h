@@ -72,12 +72,14 @@ struct conn {
     struct loop_io io;
     enum conn_state state;
     int initiator;
+    int loopback;                   /* this node talking to itself */
     char peer[HS_NAME_MAX + 1];     /* known from the start when initiator */
     uint64_t flags;                 /* negotiated, once UP */
     uint32_t peer_creation;
     uint64_t id;                    /* unique per conn_set, never reused */
     struct hs hs;
     struct buf in, out;
+    struct buf held;                /* frames queued before UP */
     int64_t last_rx, last_tx, deadline;
     uint16_t port;                  /* peer's dist port (outgoing) */
     void *user;                     /* for the owner of the set */
@@ -95,12 +97,23 @@ int conn_set_listen(struct conn_set *s, const char *addr, uint16_t port, uint16_
 /* Start an outgoing connection to node "alive@host". */
 struct conn *conn_connect(struct conn_set *s, const char *node, int *err);
 struct conn *conn_find(struct conn_set *s, const char *node); /* any state but CLOSED */
+/* The loopback connection: always UP, peer = this node; frames written to
+ * it are delivered to ops->on_frame in the flush hook, with the same
+ * encoding and decoding as any peer's (so a call to {locker, node()} from
+ * inside lockerd takes the ordinary path). Owned by the set. */
+struct conn *conn_loopback(struct conn_set *s);
 struct conn *conn_first(struct conn_set *s);                    /* iteration */
 size_t conn_count(const struct conn_set *s);
 /* The creation epmd gave us, known only after listening + registering. */
 void conn_set_creation(struct conn_set *s, uint32_t creation);
 
-static inline struct buf *conn_out(struct conn *c) { return &c->out; }
+/* Where a frame for this peer goes: the socket's output once UP; before
+ * that a holding buffer that is moved to the output when the handshake
+ * completes (so callers may send to a node while connecting to it). */
+static inline struct buf *conn_out(struct conn *c)
+{
+    return c->state == CONN_UP ? &c->out : &c->held;
+}
 void conn_mark_dirty(struct conn *c);
 void conn_close(struct conn *c, const char *why); /* idempotent */
 /* Periodic: ticks, dead peers, handshake deadlines. */

@@ -256,12 +256,16 @@ struct conn *node_conn_for(struct node *n, struct term pid)
     char nd[CTRL_NAME_MAX];
     if (ctrl_term_node(pid, nd, sizeof nd))
         return NULL;
+    if (strcmp(nd, n->name) == 0)
+        return conn_loopback(n->conns);
     struct conn *c = conn_find(n->conns, nd);
     return c && c->state == CONN_UP ? c : NULL;
 }
 
 struct conn *node_connect(struct node *n, const char *peer)
 {
+    if (strcmp(peer, n->name) == 0)
+        return conn_loopback(n->conns);
     struct conn *c = conn_find(n->conns, peer);
     if (c)
         return c;
@@ -317,6 +321,7 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
 {
     struct node *n = ud;
     struct ctrl m;
+    struct proc *p;
     const char *why;
     int rc = ctrl_decode(body, len, &m, &why);
     if (rc) {
@@ -344,12 +349,11 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
         if (n->spawn_fn)
             n->spawn_fn(n->spawn_ud, c, &m);
         break;
-    case CTRL_ALIAS_SEND:
     case CTRL_MONITOR_P_EXIT:
-        /* Replies to calls lockerd makes: routed to the spawn/coordinator
-         * handler when one is installed, else stale. */
-        if (n->spawn_fn)
-            n->spawn_fn(n->spawn_ud, c, &m);
+        /* A monitor one of our processes set (e.g. on a remote locker)
+         * fired: the monitoring process gets it. */
+        if ((p = proc_by_pid(n, m.to)))
+            p->fn(p->ud, c, &m);
         break;
     default:
         /* DEMONITOR_P, UNLINK, EXIT, EXIT2, GROUP_LEADER, ...: lockerd's

@@ -12,13 +12,30 @@
 #include <string.h>
 
 #include "../../ei_glue/enc.h"
+#include "../coord/cproc.h"
+#include "../core/clock.h"
+
+#include <time.h>
 
 #define APPLY_MAX_ARGS 4
+#define DEFAULT_LEASE 2000
+#define DEFAULT_TIMEOUT 5000
 
 struct apply {
     struct node *node;
     struct server *server;
+    struct cproc *cproc;
     struct buf req, out;
+};
+
+/* A coordinated call in flight: owns copies of what it needs later. */
+struct pending {
+    struct apply *a;
+    apply_done_fn done;
+    void *ud;
+    int lag;              /* lag/0: lock, then release, then report */
+    int64_t lag_start_us;
+    struct buf lock_result, key, value;
 };
 
 struct call {
@@ -110,6 +127,257 @@ static int f_whereis(struct apply *a, const struct call *c)
     return enc_atom(&a->out, "undefined");
 }
 
+/* ---- coordinated functions ---- */
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void pending_free(struct pending *pd)
+{
+    buf_free(&pd->lock_result);
+    buf_free(&pd->key);
+    buf_free(&pd->value);
+    free(pd);
+}
+
+/* {ok, W, Votes, Commits} | ok | {error, no_quorum} | {Replies, BadNodes} */
+static int enc_result(struct buf *b, const struct coord_result *r)
+{
+    if (r->op != COORD_MULTI_CALL && r->rc)
+        return enc_atom_pair(b, "error", "no_quorum");
+    if (r->op == COORD_EXTEND_LEASE)
+        return enc_atom(b, "ok");
+    if (r->op != COORD_MULTI_CALL) {
+        int rc = enc_tuple(b, 4);
+        if (!rc) rc = enc_atom(b, "ok");
+        if (!rc) rc = enc_long(b, r->w);
+        if (!rc) rc = enc_long(b, r->votes);
+        return rc ? rc : enc_long(b, r->commits);
+    }
+    int rc = enc_tuple(b, 2);
+    if (!rc && r->nreplies) rc = enc_list(b, (uint32_t)r->nreplies);
+    for (size_t i = 0; i < r->nreplies && !rc; i++) {
+        rc = enc_tuple(b, 2);
+        if (!rc) rc = enc_atom(b, r->replies[i].node);
+        if (!rc) rc = enc_raw(b, r->replies[i].reply);
+    }
+    if (!rc) rc = enc_nil(b);
+    if (!rc && r->nbad) rc = enc_list(b, (uint32_t)r->nbad);
+    for (size_t i = 0; i < r->nbad && !rc; i++)
+        rc = enc_atom(b, r->bad_nodes[i]);
+    return rc ? rc : enc_nil(b);
+}
+
+static void coord_meta_of(struct apply *a, struct coord_meta *m)
+{
+    m->masters = server_masters(a->server, &m->nmasters);
+    m->replicas = server_replicas(a->server, &m->nreplicas);
+    m->w = server_w(a->server);
+}
+
+static void on_coord_done(void *ud, const struct coord_result *r);
+
+static int pending_start(struct pending *pd, const struct coord_args *ca)
+{
+    struct coord_meta m;
+    coord_meta_of(pd->a, &m);
+    return cproc_start(pd->a->cproc, ca, &m, on_coord_done, pd, NULL);
+}
+
+/* lag/0, second step: release the probe key, then report. */
+static void lag_release(struct pending *pd)
+{
+    struct coord_args ca = {.op = COORD_RELEASE, .timeout_ms = DEFAULT_TIMEOUT,
+                            .key = {pd->key.data, (uint32_t)pd->key.len},
+                            .value = {pd->value.data, (uint32_t)pd->value.len}};
+    pd->lag = 2;
+    if (pending_start(pd, &ca))
+        on_coord_done(pd, NULL);
+}
+
+static void on_coord_done(void *ud, const struct coord_result *r)
+{
+    struct pending *pd = ud;
+    struct apply *a = pd->a;
+    if (pd->lag == 1) {
+        if (enc_result(&pd->lock_result, r) == 0) {
+            lag_release(pd);
+            return;
+        }
+        pd->lag = 2;
+    }
+    buf_reset(&a->out);
+    int rc;
+    if (pd->lag) {
+        double ms = (double)(now_us() - pd->lag_start_us) / 1000.0;
+        rc = enc_tuple(&a->out, 2);
+        if (!rc) rc = buf_put_u8(&a->out, TT_NEW_FLOAT);
+        uint64_t bits;
+        memcpy(&bits, &ms, sizeof bits);
+        if (!rc) rc = buf_put_u64(&a->out, bits);
+        if (!rc) rc = enc_raw(&a->out, (struct term){pd->lock_result.data,
+                                                    (uint32_t)pd->lock_result.len});
+    } else {
+        rc = enc_result(&a->out, r);
+    }
+    pd->done(pd->ud, rc, (struct term){a->out.data, (uint32_t)a->out.len});
+    pending_free(pd);
+}
+
+static int arg_int(struct term t, int64_t *v)
+{
+    size_t pos = 0;
+    return term_get_int64(t.p, t.len, &pos, v);
+}
+
+/* Starts a coordinated op; its result arrives through on_coord_done. */
+static int coordinated(struct apply *a, struct coord_args *ca, apply_done_fn done, void *ud)
+{
+    struct pending *pd = calloc(1, sizeof *pd);
+    if (!pd)
+        return -ENOMEM;
+    pd->a = a;
+    pd->done = done;
+    pd->ud = ud;
+    buf_init(&pd->lock_result);
+    buf_init(&pd->key);
+    buf_init(&pd->value);
+    int rc = pending_start(pd, ca);
+    if (rc)
+        pending_free(pd);
+    return rc;
+}
+
+/* Optional trailing integer arguments with defaults. */
+static int opt_int(const struct call *c, uint32_t i, int64_t dflt, int64_t *v)
+{
+    if (i >= c->n) {
+        *v = dflt;
+        return 0;
+    }
+    return arg_int(c->args[i], v) || *v < 0 ? -EINVAL : 0;
+}
+
+static int f_write_op(struct apply *a, const struct call *c, enum coord_op op, apply_done_fn done,
+                      void *ud)
+{
+    struct coord_args ca = {.op = op, .key = c->args[0], .value = c->args[1]};
+    uint32_t next = 2;
+    if (op == COORD_UPDATE)
+        ca.new_value = c->args[next++];
+    if (op == COORD_LOCK || op == COORD_EXTEND_LEASE)
+        if (opt_int(c, next++, DEFAULT_LEASE, &ca.lease_ms))
+            return -EINVAL;
+    if (opt_int(c, next, DEFAULT_TIMEOUT, &ca.timeout_ms))
+        return -EINVAL;
+    return coordinated(a, &ca, done, ud);
+}
+
+/* A list of atoms -> node names (NULL-terminated array, caller frees). */
+static char **atom_list(struct term t, size_t *n)
+{
+    size_t pos = 0;
+    uint32_t cnt;
+    if (term_peek(t.p, t.len, 0) == TT_NIL) {
+        *n = 0;
+        return calloc(1, sizeof(char *));
+    }
+    if (term_get_list(t.p, t.len, &pos, &cnt) || cnt > COORD_MAX_NODES)
+        return NULL;
+    char **v = calloc(cnt + 1, sizeof *v);
+    char name[CTRL_NAME_MAX];
+    for (uint32_t i = 0; v && i < cnt; i++)
+        if (term_get_atom(t.p, t.len, &pos, name, sizeof name) || !(v[i] = strdup(name))) {
+            for (uint32_t k = 0; k < i; k++)
+                free(v[k]);
+            free(v);
+            return NULL;
+        }
+    *n = cnt;
+    return v;
+}
+
+/* set_nodes(Cluster, Masters, Replicas) / set_w(Cluster, W): multi_call. */
+static int f_cluster_call(struct apply *a, const struct call *c, apply_done_fn done, void *ud)
+{
+    size_t n;
+    char **nodes = atom_list(c->args[0], &n);
+    if (!nodes)
+        return -EINVAL;
+    buf_reset(&a->req);
+    int rc = enc_tuple(&a->req, c->n);
+    if (!rc) rc = enc_atom(&a->req, c->n == 3 ? "set_nodes" : "set_w");
+    for (uint32_t i = 1; i < c->n && !rc; i++)
+        rc = enc_raw(&a->req, c->args[i]);
+    struct coord_args ca = {.op = COORD_MULTI_CALL, .timeout_ms = -1, .nodes = nodes,
+                            .nnodes = n, .req = {a->req.data, (uint32_t)a->req.len}};
+    if (!rc)
+        rc = coordinated(a, &ca, done, ud);
+    for (size_t i = 0; i < n; i++)
+        free(nodes[i]);
+    free(nodes);
+    return rc;
+}
+
+static int f_lag(struct apply *a, apply_done_fn done, void *ud)
+{
+    struct pending *pd = calloc(1, sizeof *pd);
+    if (!pd)
+        return -ENOMEM;
+    pd->a = a;
+    pd->done = done;
+    pd->ud = ud;
+    pd->lag = 1;
+    pd->lag_start_us = now_us();
+    buf_init(&pd->lock_result);
+    buf_init(&pd->key);
+    buf_init(&pd->value);
+    /* {'__lock_lag_probe', {Mega, Sec, Micro}} -> the coordinator pid */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int rc = enc_tuple(&pd->key, 2);
+    if (!rc) rc = enc_atom(&pd->key, "__lock_lag_probe");
+    if (!rc) rc = enc_tuple(&pd->key, 3);
+    if (!rc) rc = enc_long(&pd->key, ts.tv_sec / 1000000);
+    if (!rc) rc = enc_long(&pd->key, ts.tv_sec % 1000000);
+    if (!rc) rc = enc_long(&pd->key, ts.tv_nsec / 1000);
+    if (!rc) rc = enc_raw(&pd->value, cproc_pid(a->cproc));
+    struct coord_args ca = {.op = COORD_LOCK, .lease_ms = DEFAULT_LEASE,
+                            .timeout_ms = DEFAULT_TIMEOUT,
+                            .key = {pd->key.data, (uint32_t)pd->key.len},
+                            .value = {pd->value.data, (uint32_t)pd->value.len}};
+    if (!rc)
+        rc = pending_start(pd, &ca);
+    if (rc)
+        pending_free(pd);
+    return rc;
+}
+
+/* Functions that finish later; NULL when (fun, arity) is not one. */
+static int async_call(struct apply *a, const char *fun, const struct call *c, apply_done_fn done,
+                      void *ud, int *handled)
+{
+    *handled = 1;
+    if (!strcmp(fun, "lock") && c->n >= 2 && c->n <= 4)
+        return f_write_op(a, c, COORD_LOCK, done, ud);
+    if (!strcmp(fun, "update") && c->n >= 3 && c->n <= 4)
+        return f_write_op(a, c, COORD_UPDATE, done, ud);
+    if (!strcmp(fun, "extend_lease") && c->n >= 3 && c->n <= 4)
+        return f_write_op(a, c, COORD_EXTEND_LEASE, done, ud);
+    if (!strcmp(fun, "release") && c->n >= 2 && c->n <= 3)
+        return f_write_op(a, c, COORD_RELEASE, done, ud);
+    if ((!strcmp(fun, "set_nodes") && c->n == 3) || (!strcmp(fun, "set_w") && c->n == 2))
+        return f_cluster_call(a, c, done, ud);
+    if (!strcmp(fun, "lag") && c->n == 0)
+        return f_lag(a, done, ud);
+    *handled = 0;
+    return 0;
+}
+
 static const struct {
     const char *mod, *fun;
     uint32_t arity;
@@ -143,6 +411,15 @@ void apply_start(struct apply *a, const char *mod, const char *fun, struct term 
                  (struct term){a->out.data, (uint32_t)a->out.len});
             return;
         }
+    if (!strcmp(mod, "locker")) {
+        int handled;
+        rc = async_call(a, fun, &c, done, ud, &handled);
+        if (handled) {
+            if (rc)
+                done(ud, rc == -ENOMEM ? -ENOMEM : -EINVAL, (struct term){NULL, 0});
+            return;
+        }
+    }
     done(ud, -ENOENT, (struct term){NULL, 0});
 }
 
@@ -155,6 +432,10 @@ struct apply *apply_new(struct node *n, struct server *s)
     a->server = s;
     buf_init(&a->req);
     buf_init(&a->out);
+    if (!(a->cproc = cproc_new(n))) {
+        apply_free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -162,6 +443,7 @@ void apply_free(struct apply *a)
 {
     if (!a)
         return;
+    cproc_free(a->cproc);
     buf_free(&a->req);
     buf_free(&a->out);
     free(a);
