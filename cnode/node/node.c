@@ -116,6 +116,19 @@ int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struc
     return 0;
 }
 
+int node_exit(struct node *n, struct term pid)
+{
+    struct proc *p = proc_by_pid(n, pid);
+    if (!p)
+        return -ENOENT;
+    /* Procs live in an array whose pid buffers are handed out as spans;
+     * an exited proc keeps its slot (no handler, no name) so those spans
+     * stay valid; its pid simply stops receiving. */
+    p->fn = NULL;
+    p->name[0] = 0;
+    return 0;
+}
+
 int node_make_pid(struct node *n, struct buf *out)
 {
     return enc_pid(out, n->name, n->next_pid++, 0, n->creation);
@@ -302,15 +315,17 @@ static int ctl_unlink_ack(struct buf *out, void *arg)
     return ctrl_enc_unlink_id_ack(out, m->id, m->to, m->from);
 }
 
+/* The live local process a message or signal is for, or NULL. */
 static struct proc *node_target(struct node *n, const struct ctrl *m)
 {
-    return m->to_is_name ? proc_by_name(n, m->to_name) : proc_by_pid(n, m->to);
+    struct proc *p = m->to_is_name ? proc_by_name(n, m->to_name) : proc_by_pid(n, m->to);
+    return p && p->fn ? p : NULL;
 }
 
 void node_deliver_local(struct node *n, struct conn *c, const struct ctrl *m)
 {
     struct proc *p = node_target(n, m);
-    if (p)
+    if (p && p->fn)
         p->fn(p->ud, c, m);
     else
         log_debug("message from %s to unknown %s dropped", c->peer,
@@ -350,9 +365,10 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
             n->spawn_fn(n->spawn_ud, c, &m);
         break;
     case CTRL_MONITOR_P_EXIT:
+    case CTRL_SPAWN_REPLY:
         /* A monitor one of our processes set (e.g. on a remote locker)
-         * fired: the monitoring process gets it. */
-        if ((p = proc_by_pid(n, m.to)))
+         * fired, or a spawn it requested was answered: it gets it. */
+        if ((p = proc_by_pid(n, m.to)) && p->fn)
             p->fn(p->ud, c, &m);
         break;
     default:

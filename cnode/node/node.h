@@ -63,6 +63,9 @@ int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struc
 /* Hand a message to the local process m names (by name or pid). */
 void node_deliver_local(struct node *n, struct conn *c, const struct ctrl *m);
 int node_whereis(const struct node *n, const char *name, struct term *pid); /* 0 / -ENOENT */
+/* The process pid exits: its name is freed, messages to it are dropped,
+ * monitors on it get noproc. */
+int node_exit(struct node *n, struct term pid);
 /* A fresh pid of this node with no process behind it (short-lived rpc
  * executors: messages to it are dropped, as to a dead process). */
 int node_make_pid(struct node *n, struct buf *out);

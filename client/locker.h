@@ -1,0 +1,162 @@
+/*
+ * lockerd client library: a C program joins a locker cluster as a hidden
+ * Erlang node of its own (no daemon needed) and takes the same locks and
+ * names as the BEAM code beside it.
+ *
+ * Model. lkc_open() starts a node in a background thread: it registers
+ * with the local epmd as a hidden node, connects to the masters on demand
+ * and runs the locker coordinator (quorum votes and commits, exactly as
+ * the Erlang `locker` library does them). Every request is a task on that
+ * thread; blocking calls wait for their task, *_async calls get a callback.
+ *
+ * Threads. An lkc handle is thread-safe: any thread may call any function
+ * except lkc_close concurrently. Callbacks (async completions and service
+ * handlers) run on the client's own thread: they must not block and must
+ * not call blocking lkc functions (async ones and lkc_reply are fine).
+ *
+ * Terms. Keys, values and requests are Erlang terms in external format
+ * (with or without the leading 131 version byte), compared by exact term
+ * equality whatever their encoding. lkc_parse() builds one from Erlang
+ * syntax ("{user, 42}", "<<\"job\">>"); lkc_format() prints one.
+ *
+ * Errors. Every function returns 0 or a negative LKC_E* code;
+ * lkc_strerror() gives its message. Functions taking `err` also fill it
+ * with a human reason.
+ */
+#ifndef LOCKER_CLIENT_H
+#define LOCKER_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nlock.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum lkc_error {
+    LKC_OK = 0,
+    LKC_ENOQUORUM = -1001,  /* {error, no_quorum}: fewer than W masters agreed */
+    LKC_ENOTFOUND = -1002,  /* no such key / name */
+    LKC_ETIMEOUT = -1003,   /* no answer in time */
+    LKC_EBADTERM = -1004,   /* a malformed term or term text */
+    LKC_EINVAL = -1005,     /* a bad argument */
+    LKC_ECONNECT = -1006,   /* epmd or the cluster cannot be reached */
+    LKC_ECLOSED = -1007,    /* the handle is closing */
+    LKC_ENOMEM = -1008,
+    LKC_ENAMETAKEN = -1009, /* lkc_register: the name is held by someone else */
+    LKC_EPROTO = -1010,     /* a peer answered something unexpected */
+};
+
+const char *lkc_strerror(int code);
+
+typedef struct lkc lkc;
+
+struct lkc_opts {
+    const char *node_name;  /* "alive@host", or "alive" (short host name
+                               appended); NULL: "lkc<pid>" */
+    const char *cookie;     /* NULL: ~/.erlang.cookie */
+    const char *masters;    /* comma-separated node names (required) */
+    const char *replicas;   /* comma-separated, or NULL */
+    int w;                  /* write quorum; 0: majority of masters */
+    int net_ticktime;       /* seconds; 0: 60 */
+    const char *log_level;  /* "debug" | "info" | "warn" | "error" | NULL (warn) */
+};
+
+/* Start the client node. On failure *out is NULL and err says why. */
+int lkc_open(const struct lkc_opts *o, lkc **out, char *err, size_t errlen);
+/* Stop it: services are unregistered (their names released), pending
+ * calls finish with LKC_ECLOSED, the node leaves epmd. NULL is fine. */
+void lkc_close(lkc *c);
+const char *lkc_node_name(const lkc *c);
+
+/* ---- terms ---- */
+
+typedef struct {
+    const unsigned char *data;
+    size_t len;
+} lkc_term;
+
+/* A term owned by the caller: free with lkc_buf_free. */
+typedef struct {
+    unsigned char *data;
+    size_t len;
+} lkc_buf;
+
+void lkc_buf_free(lkc_buf *b);
+static inline lkc_term lkc_term_of(const lkc_buf *b) { lkc_term t = {b->data, b->len}; return t; }
+/* Erlang syntax -> term. On LKC_EBADTERM err shows the text with a caret
+ * under the offending character. */
+int lkc_parse(const char *text, lkc_buf *out, char *err, size_t errlen);
+/* Term -> Erlang syntax (NUL-terminated in out->data). */
+int lkc_format(lkc_term t, lkc_buf *out);
+/* This client's pid: the usual lock value ("the holder is this node"). */
+lkc_term lkc_self(const lkc *c);
+
+/* ---- locks (PROTOCOL section 5) ---- */
+
+struct lkc_result {
+    int w;        /* the write quorum used */
+    int votes;    /* masters that voted ok */
+    int commits;  /* masters (and replicas for release) that applied it */
+};
+
+/* lease_ms / timeout_ms <= 0: the library defaults (2000 / 5000). */
+int lkc_lock(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms, int64_t timeout_ms,
+             struct lkc_result *res);
+int lkc_update(lkc *c, lkc_term key, lkc_term value, lkc_term new_value, int64_t timeout_ms,
+               struct lkc_result *res);
+int lkc_extend_lease(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms,
+                     int64_t timeout_ms);
+int lkc_release(lkc *c, lkc_term key, lkc_term value, int64_t timeout_ms,
+                struct lkc_result *res);
+/* The value of key as the first reachable master holds it (LKC_ENOTFOUND
+ * if none does). *value must be freed with lkc_buf_free. */
+int lkc_dirty_read(lkc *c, lkc_term key, lkc_buf *value);
+/* Block until key is released or expires on a master (0), or timeout. */
+int lkc_wait_for_release(lkc *c, lkc_term key, int64_t timeout_ms);
+/* Meta on every node of the cluster (comma-separated names). */
+int lkc_set_nodes(lkc *c, const char *cluster, const char *masters, const char *replicas);
+int lkc_set_w(lkc *c, const char *cluster, int w);
+
+/* Asynchronous variants: done(ud, rc, res) runs on the client thread. */
+typedef void (*lkc_done_fn)(void *ud, int rc, const struct lkc_result *res);
+int lkc_lock_async(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms, int64_t timeout_ms,
+                   lkc_done_fn done, void *ud);
+int lkc_extend_lease_async(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms,
+                           int64_t timeout_ms, lkc_done_fn done, void *ud);
+int lkc_release_async(lkc *c, lkc_term key, lkc_term value, int64_t timeout_ms,
+                      lkc_done_fn done, void *ud);
+
+/* ---- named services (like Locker.Server + Locker.Registry) ---- */
+
+typedef struct lkc_service lkc_service;
+typedef struct lkc_call lkc_call;
+
+struct lkc_service_ops {
+    /* '$gen_call': answer with lkc_reply(call, ...) exactly once, now or
+     * later from any thread. May be NULL (calls then get no answer). */
+    void (*on_call)(void *ud, lkc_call *call, lkc_term request);
+    void (*on_cast)(void *ud, lkc_term request);  /* '$gen_cast' */
+    void (*on_info)(void *ud, lkc_term msg);      /* any other message */
+    /* The lease could not be extended (no quorum): the name may now
+     * belong to someone else. The service stays registered locally but
+     * no longer owns the name; unregister it. */
+    void (*on_lease_lost)(void *ud, int rc);
+};
+
+/* Lock name -> a pid of this node (lease lease_ms, extended every
+ * lease_ms - 500 ms), route messages for that pid to ops. */
+int lkc_register(lkc *c, lkc_term name, int64_t lease_ms, const struct lkc_service_ops *ops,
+                 void *ud, lkc_service **out);
+int lkc_reply(lkc_call *call, lkc_term reply);
+/* Release the name and stop routing. */
+int lkc_unregister(lkc_service *s);
+lkc_term lkc_service_pid(const lkc_service *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
