@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# ExUnit tests of LockerTest.Registry / LockerTest.Server against three
+# lockerd masters (LOCKERD_BIN, default <repo>/bin/lockerd), or against
+# three BEAM lkr_server masters with LOCKERD_SKIP=1.
+# Exits non-zero on any failure, or when lockerd is missing without
+# LOCKERD_SKIP=1.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+export LOCKERD_REPO="$repo"
+export LOCKERD_BIN="${LOCKERD_BIN:-$repo/bin/lockerd}"
+
+if [ "${LOCKERD_SKIP:-0}" != 1 ] && [ ! -x "$LOCKERD_BIN" ]; then
+    echo "test/elixir/run.sh: lockerd executable not found: $LOCKERD_BIN" >&2
+    echo "test/elixir/run.sh: build it (make), or set LOCKERD_SKIP=1 to use BEAM masters" >&2
+    exit 2
+fi
+
+build="$repo/_build/exunit"
+ebin="$build/ebin"
+export LOCKERD_LOG_DIR="$build/logs"
+rm -rf "$ebin"
+mkdir -p "$ebin" "$LOCKERD_LOG_DIR"
+
+erlc +debug_info -o "$ebin" "$repo"/test/erlang/lkr.erl "$repo"/test/erlang/lkr_server.erl \
+    "$repo"/test/erlang/lockerd_ct.erl
+elixirc --ignore-module-conflict -pa "$ebin" -o "$ebin" "$here"/locker_test_registry.ex "$here"/locker_test_server.ex
+
+if ! epmd -names >/dev/null 2>&1; then
+    ERL_EPMD_ADDRESS=127.0.0.1 epmd -daemon
+fi
+
+pidfile="$build/lockerd.pids"
+: > "$pidfile"
+export LOCKERD_PIDFILE="$pidfile"
+cleanup() {
+    # lockerd processes this run started and a crashed VM left behind
+    while read -r pid bin; do
+        if [ -r "/proc/$pid/cmdline" ] && tr '\0' '\n' < "/proc/$pid/cmdline" | head -n 1 | grep -qxF "$bin"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done < "$pidfile"
+}
+trap cleanup EXIT
+
+echo "lockerd logs: $LOCKERD_LOG_DIR"
+cd "$repo"
+elixir --sname "lkr_ex_$$" --cookie lockerd_test \
+    --erl "-kernel inet_dist_use_interface {127,0,0,1}" \
+    -pa "$ebin" "$here/registry_test.exs"

@@ -1,0 +1,194 @@
+%% The coordinator / client side of the locker protocol (PROTOCOL.md
+%% section 5), written from the protocol text.
+%%
+%% Every write is run by the calling process: a fresh Tag = make_ref(), a
+%% vote by gen_server:multi_call to all masters, then a commit. W and the
+%% node lists come from the local server's meta table (lkr_server), which
+%% every node using this API runs, as a master, a replica or a plain client.
+-module(lkr).
+
+-export([lock/2, lock/3, lock/4,
+         update/3, update/4,
+         extend_lease/3, extend_lease/4,
+         release/2, release/3,
+         dirty_read/1, master_dirty_read/1, master_dirty_read/2,
+         wait_for/2, wait_for_release/1, wait_for_release/2,
+         set_nodes/3, set_w/2,
+         lag/0, summary/0, get_meta/0]).
+
+-define(SERVER, locker).
+-define(LEASE_LENGTH, 2000).
+-define(TIMEOUT, 5000).
+
+%%--------------------------------------------------------------------
+%% Writes
+
+lock(Key, Value) ->
+    lock(Key, Value, ?LEASE_LENGTH).
+
+lock(Key, Value, LeaseLength) ->
+    lock(Key, Value, LeaseLength, ?TIMEOUT).
+
+%% {ok, W, Votes, Commits} | {error, no_quorum}
+lock(Key, Value, LeaseLength, Timeout) ->
+    vote_and_commit(Key, not_found, Timeout,
+                    fun(Tag) -> {write, Tag, Key, Value, LeaseLength} end).
+
+update(Key, Value, NewValue) ->
+    update(Key, Value, NewValue, ?TIMEOUT).
+
+%% {ok, W, Votes, Commits} | {error, no_quorum}
+update(Key, Value, NewValue, Timeout) ->
+    vote_and_commit(Key, Value, Timeout,
+                    fun(Tag) -> {update, Tag, Key, NewValue} end).
+
+extend_lease(Key, Value, LeaseLength) ->
+    extend_lease(Key, Value, LeaseLength, ?TIMEOUT).
+
+%% ok | {error, no_quorum}
+extend_lease(Key, Value, LeaseLength, Timeout) ->
+    {W, Masters, _} = get_meta_w(),
+    Tag = make_ref(),
+    case vote(Masters, Key, Value, Tag, Timeout) of
+        Votes when Votes >= W ->
+            {Replies, _Bad} = multi_call(Masters, {extend_lease, Tag, Key, Value, LeaseLength},
+                                         Timeout),
+            NotOk = Masters -- [N || {N, ok} <- Replies],
+            release_write_lock(NotOk, Tag, Timeout),
+            ok;
+        _ ->
+            release_write_lock(Masters, Tag, Timeout),
+            {error, no_quorum}
+    end.
+
+release(Key, Value) ->
+    release(Key, Value, ?TIMEOUT).
+
+%% {ok, W, Votes, Oks} | {error, no_quorum}; the release itself goes to
+%% masters and replicas.
+release(Key, Value, Timeout) ->
+    {W, Masters, Replicas} = get_meta_w(),
+    Tag = make_ref(),
+    case vote(Masters, Key, Value, Tag, Timeout) of
+        Votes when Votes >= W ->
+            Targets = lists:usort(Masters ++ Replicas),
+            {Replies, _Bad} = multi_call(Targets, {release, Key, Value, Tag}, Timeout),
+            {ok, W, Votes, count_ok(Replies)};
+        _ ->
+            release_write_lock(Masters, Tag, Timeout),
+            {error, no_quorum}
+    end.
+
+vote_and_commit(Key, Expected, Timeout, CommitReq) ->
+    {W, Masters, _} = get_meta_w(),
+    Tag = make_ref(),
+    case vote(Masters, Key, Expected, Tag, Timeout) of
+        Votes when Votes >= W ->
+            {Replies, _Bad} = multi_call(Masters, CommitReq(Tag), Timeout),
+            {ok, W, Votes, count_ok(Replies)};
+        _ ->
+            release_write_lock(Masters, Tag, Timeout),
+            {error, no_quorum}
+    end.
+
+vote(Masters, Key, Expected, Tag, Timeout) ->
+    {Replies, _Bad} = multi_call(Masters, {get_write_lock, Key, Expected, Tag}, Timeout),
+    count_ok(Replies).
+
+release_write_lock([], _Tag, _Timeout) ->
+    ok;
+release_write_lock(Nodes, Tag, Timeout) ->
+    multi_call(Nodes, {release_write_lock, Tag}, Timeout),
+    ok.
+
+multi_call(Nodes, Req, Timeout) ->
+    gen_server:multi_call(Nodes, ?SERVER, Req, Timeout).
+
+count_ok(Replies) ->
+    length([ok || {_, ok} <- Replies]).
+
+%%--------------------------------------------------------------------
+%% Reads
+
+%% {ok, Value} | {error, not_found}, from the local table only.
+dirty_read(Key) ->
+    lkr_server:lease(Key).
+
+master_dirty_read(Key) ->
+    master_dirty_read(Key, ?SERVER).
+
+%% Module: the module that serves dirty_read/1 on the masters (`locker` on
+%% real deployments and on lockerd), or a fun(Node) -> Module for clusters
+%% mixing lockerd and BEAM masters.
+master_dirty_read(Key, Module) ->
+    {_, Masters, _} = get_meta_w(),
+    case lists:member(node(), Masters) of
+        true ->
+            dirty_read(Key);
+        false ->
+            Master = lists:nth(rand:uniform(length(Masters)), Masters),
+            Mod = case Module of
+                      F when is_function(F, 1) -> F(Master);
+                      M when is_atom(M) -> M
+                  end,
+            rpc:call(Master, Mod, dirty_read, [Key])
+    end.
+
+%% {ok, Value} | {error, timeout}
+wait_for(Key, Timeout) ->
+    case dirty_read(Key) of
+        {ok, Value} ->
+            {ok, Value};
+        {error, not_found} ->
+            local_call({wait_for, Key, Timeout}, Timeout)
+    end.
+
+wait_for_release(Key) ->
+    wait_for_release(Key, ?TIMEOUT).
+
+%% {ok, released} | {error, key_not_locked} | {error, timeout}
+wait_for_release(Key, Timeout) ->
+    case dirty_read(Key) of
+        {error, not_found} ->
+            {error, key_not_locked};
+        {ok, _} ->
+            local_call({wait_for_release, Key, Timeout}, Timeout)
+    end.
+
+local_call(Req, Timeout) ->
+    try
+        gen_server:call(?SERVER, Req, Timeout)
+    catch
+        exit:{timeout, _} -> {error, timeout}
+    end.
+
+%%--------------------------------------------------------------------
+%% Administration
+
+%% {Replies, BadNodes} of gen_server:multi_call.
+set_nodes(Cluster, Masters, Replicas) ->
+    gen_server:multi_call(Cluster, ?SERVER, {set_nodes, Masters, Replicas}).
+
+set_w(Cluster, W) when is_integer(W), W > 0 ->
+    gen_server:multi_call(Cluster, ?SERVER, {set_w, W}).
+
+%% {Milliseconds, LockResult}
+lag() ->
+    Key = {'__lock_lag_probe', os:timestamp()},
+    Value = self(),
+    Start = erlang:monotonic_time(microsecond),
+    Result = lock(Key, Value),
+    release(Key, Value),
+    {(erlang:monotonic_time(microsecond) - Start) / 1000, Result}.
+
+summary() ->
+    [{write_locks, ets:info(lkr_server:locks_table(), size)},
+     {leases, ets:info(lkr_server:leases_table(), size)}].
+
+%% {Masters, Replicas, W}
+get_meta() ->
+    {W, Masters, Replicas} = lkr_server:meta(),
+    {Masters, Replicas, W}.
+
+get_meta_w() ->
+    lkr_server:meta().
