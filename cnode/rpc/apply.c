@@ -234,18 +234,26 @@ static int arg_int(struct term t, int64_t *v)
     return term_get_int64(t.p, t.len, &pos, v);
 }
 
-/* Starts a coordinated op; its result arrives through on_coord_done. */
-static int coordinated(struct apply *a, struct coord_args *ca, apply_done_fn done, void *ud)
+static struct pending *pending_new(struct apply *a, apply_done_fn done, void *ud)
 {
     struct pending *pd = calloc(1, sizeof *pd);
     if (!pd)
-        return -ENOMEM;
+        return NULL;
     pd->a = a;
     pd->done = done;
     pd->ud = ud;
     buf_init(&pd->lock_result);
     buf_init(&pd->key);
     buf_init(&pd->value);
+    return pd;
+}
+
+/* Starts a coordinated op; its result arrives through on_coord_done. */
+static int coordinated(struct apply *a, struct coord_args *ca, apply_done_fn done, void *ud)
+{
+    struct pending *pd = pending_new(a, done, ud);
+    if (!pd)
+        return -ENOMEM;
     int rc = pending_start(pd, ca);
     if (rc)
         pending_free(pd);
@@ -325,17 +333,11 @@ static int f_cluster_call(struct apply *a, const struct call *c, apply_done_fn d
 
 static int f_lag(struct apply *a, apply_done_fn done, void *ud)
 {
-    struct pending *pd = calloc(1, sizeof *pd);
+    struct pending *pd = pending_new(a, done, ud);
     if (!pd)
         return -ENOMEM;
-    pd->a = a;
-    pd->done = done;
-    pd->ud = ud;
     pd->lag = 1;
     pd->lag_start_us = now_us();
-    buf_init(&pd->lock_result);
-    buf_init(&pd->key);
-    buf_init(&pd->value);
     /* {'__lock_lag_probe', {Mega, Sec, Micro}} -> the coordinator pid */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
