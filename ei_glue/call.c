@@ -5,13 +5,7 @@
 
 static int span_at(struct term t, size_t *pos, struct term *out)
 {
-    size_t start = *pos;
-    int rc = term_skip(t.p, t.len, pos);
-    if (rc)
-        return rc;
-    out->p = t.p + start;
-    out->len = (uint32_t)(*pos - start);
-    return 0;
+    return term_next(t.p, t.len, pos, out);
 }
 
 int gen_call_parse(struct term msg, struct gen_call *g)

@@ -20,16 +20,7 @@ struct rd {
     size_t pos;
 };
 
-static int rd_span(struct rd *r, struct term *t)
-{
-    size_t start = r->pos;
-    int rc = term_skip(r->in, r->len, &r->pos);
-    if (rc)
-        return rc;
-    t->p = r->in + start;
-    t->len = (uint32_t)(r->pos - start);
-    return 0;
-}
+static int rd_span(struct rd *r, struct term *t) { return term_next(r->in, r->len, &r->pos, t); }
 
 static int is_pid_tag(int tag) { return tag == TT_NEW_PID || tag == TT_PID; }
 static int is_ref_tag(int tag) { return tag == TT_NEWER_REF || tag == TT_NEW_REF || tag == TT_REF; }

@@ -859,6 +859,17 @@ int term_skip(const uint8_t *in, size_t len, size_t *pos)
     return rc;
 }
 
+int term_next(const uint8_t *in, size_t len, size_t *pos, struct term *span)
+{
+    size_t start = *pos;
+    int rc = term_skip(in, len, pos);
+    if (rc)
+        return rc;
+    span->p = in + start;
+    span->len = (uint32_t)(*pos - start);
+    return 0;
+}
+
 int term_canon_span(const uint8_t *in, size_t len, size_t *pos, struct buf *out,
                     struct term *span)
 {

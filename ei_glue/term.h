@@ -97,6 +97,9 @@ struct term {
 /* Validate the term at in[*pos] (bounded, depth-limited); advance *pos past it. */
 int term_skip(const uint8_t *in, size_t len, size_t *pos);
 
+/* Validate the term at in[*pos], set *span to its bytes, advance *pos. */
+int term_next(const uint8_t *in, size_t len, size_t *pos, struct term *span);
+
 /* Append the canonical encoding of the term at in[*pos] to out; advance *pos. */
 int term_canon(const uint8_t *in, size_t len, size_t *pos, struct buf *out);
 

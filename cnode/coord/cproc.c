@@ -149,14 +149,10 @@ static void cproc_on_msg(void *ud, struct conn *c, const struct ctrl *m)
         return;
     }
     struct term t = m->payload, ref, reply;
-    size_t pos = 0, start;
+    size_t pos = 0;
     uint32_t ar;
-    if (term_get_tuple(t.p, t.len, &pos, &ar) || ar != 2)
+    if (term_get_tuple(t.p, t.len, &pos, &ar) || ar != 2 || term_next(t.p, t.len, &pos, &ref))
         return;
-    start = pos;
-    if (term_skip(t.p, t.len, &pos))
-        return;
-    ref = (struct term){t.p + start, (uint32_t)(pos - start)};
     reply = (struct term){t.p + pos, (uint32_t)(t.len - pos)};
     if (tag_id(p, ref, &id))
         return; /* a reply to a fire-and-forget send */

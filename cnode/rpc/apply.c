@@ -68,12 +68,9 @@ static int split_args(struct term list, struct call *c)
     uint32_t n;
     if (term_get_list(list.p, list.len, &pos, &n) || n > APPLY_MAX_ARGS)
         return -EINVAL;
-    for (uint32_t i = 0; i < n; i++) {
-        size_t start = pos;
-        if (term_skip(list.p, list.len, &pos))
+    for (uint32_t i = 0; i < n; i++)
+        if (term_next(list.p, list.len, &pos, &c->args[i]))
             return -EINVAL;
-        c->args[i] = (struct term){list.p + start, (uint32_t)(pos - start)};
-    }
     c->n = n;
     return term_peek(list.p, list.len, pos) == TT_NIL && pos + 1 == list.len ? 0 : -EINVAL;
 }

@@ -41,11 +41,7 @@ struct job {
 
 static int span_next(struct term t, size_t *pos, struct term *out)
 {
-    size_t start = *pos;
-    if (term_skip(t.p, t.len, pos))
-        return -EINVAL;
-    *out = (struct term){t.p + start, (uint32_t)(*pos - start)};
-    return 0;
+    return term_next(t.p, t.len, pos, out);
 }
 
 /* Copy spans into the job's own buffer (they come from a frame). */

@@ -543,12 +543,9 @@ static int req_parse(struct term t, struct req *r)
     if (term_get_tuple(t.p, t.len, &pos, &ar) || ar < 1 || ar > MAX_ARGS + 1 ||
         term_get_atom(t.p, t.len, &pos, r->op, sizeof r->op))
         return -EINVAL;
-    for (uint32_t i = 0; i + 1 < ar; i++) {
-        size_t start = pos;
-        if (term_skip(t.p, t.len, &pos))
+    for (uint32_t i = 0; i + 1 < ar; i++)
+        if (term_next(t.p, t.len, &pos, &r->args[i]))
             return -EINVAL;
-        r->args[i] = (struct term){t.p + start, (uint32_t)(pos - start)};
-    }
     r->nargs = ar - 1;
     return pos == t.len ? 0 : -EINVAL;
 }
