@@ -1,0 +1,200 @@
+%% rpc against lockerd: the `locker` functions a BEAM node running the
+%% locker library answers through rpc:call / erpc:call / rpc:block_call /
+%% rpc:cast, run on a lockerd node with the same results, and undefined
+%% functions failing like on a BEAM node.
+%%
+%% Three lockerd masters (W = 2). This CT node runs lkr_server as a plain
+%% client (neither master nor replica), so lkr:master_dirty_read/1 from here
+%% takes the rpc:call(Master, locker, dirty_read, [K]) path of the library.
+-module(lockerd_rpc_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+-define(W, 2).
+
+suite() ->
+    [{timetrap, {seconds, 60}}].
+
+all() ->
+    [dirty_read_by_rpc,
+     master_dirty_read_from_non_master,
+     writes_by_rpc_hold_quorum,
+     extend_and_update_by_rpc,
+     meta_summary_and_debug_state,
+     cluster_calls_by_rpc,
+     lag_by_rpc,
+     erlang_functions,
+     undefined_functions,
+     bad_arguments,
+     cast_runs_the_function,
+     sbcast_jobs].
+
+init_per_suite(Config) ->
+    case lockerd_ct:lockerd_check() of
+        ok ->
+            lockerd_ct:ensure_epmd(),
+            Names = [lockerd_ct:unique_name(lists:concat(["rpc", I])) || I <- [1, 2, 3]],
+            Masters = lists:sort([lockerd_ct:node_name(N) || N <- Names]),
+            Handles = [lockerd_ct:start_lockerd(N, #{masters => Masters, w => ?W,
+                                                    log_dir => ?config(priv_dir, Config)})
+                       || N <- Names],
+            lockerd_ct:start_local_server(?W, Masters, []),
+            [{handles, Handles}, {masters, Masters} | Config];
+        {skip, _} = Skip ->
+            Skip
+    end.
+
+end_per_suite(Config) ->
+    lockerd_ct:stop_local_server(),
+    lockerd_ct:stop_all(?config(handles, Config)).
+
+init_per_testcase(TC, Config) ->
+    [{tc, TC} | Config].
+
+end_per_testcase(_TC, _Config) ->
+    ok.
+
+key(Config) -> {rpc_test, ?config(tc, Config)}.
+first(Config) -> hd(?config(masters, Config)).
+
+%%--------------------------------------------------------------------
+
+dirty_read_by_rpc(Config) ->
+    K = key(Config),
+    L = first(Config),
+    ?assertEqual({error, not_found}, rpc:call(L, locker, dirty_read, [K])),
+    ?assertMatch({ok, ?W, 3, 3}, lkr:lock(K, self(), 10000)),
+    Me = self(),
+    [?assertEqual({ok, Me}, rpc:call(M, locker, dirty_read, [K]))
+     || M <- ?config(masters, Config)],
+    ?assertEqual({ok, Me}, rpc:block_call(L, locker, dirty_read, [K])),
+    ?assertEqual({ok, Me}, erpc:call(L, locker, dirty_read, [K])),
+    %% Keys compare by term equality whatever the encoding.
+    Big = 1 bsl 40,
+    ?assertMatch({ok, ?W, 3, 3}, lkr:lock({K, Big, "str", #{a => 1, b => 2}}, v, 10000)),
+    ?assertEqual({ok, v}, rpc:call(L, locker, dirty_read, [{K, Big, "str", #{b => 2, a => 1}}])),
+    ?assertEqual({error, not_found}, rpc:call(L, locker, dirty_read, [{K, Big, <<"str">>, #{}}])).
+
+%% All masters are lockerd and this node is none of them: the library's
+%% master_dirty_read goes through rpc:call(Master, locker, dirty_read, [K]).
+master_dirty_read_from_non_master(Config) ->
+    K = key(Config),
+    [?assertEqual({error, not_found}, lkr:master_dirty_read(K)) || _ <- lists:seq(1, 6)],
+    ?assertMatch({ok, ?W, 3, 3}, lkr:lock(K, <<"v">>, 10000)),
+    %% Not a replica: the local table has nothing.
+    ?assertEqual({error, not_found}, lkr:dirty_read(K)),
+    [?assertEqual({ok, <<"v">>}, lkr:master_dirty_read(K)) || _ <- lists:seq(1, 6)],
+    ?assertMatch({ok, ?W, 3, 3}, lkr:release(K, <<"v">>)),
+    [?assertEqual({error, not_found}, lkr:master_dirty_read(K)) || _ <- lists:seq(1, 6)].
+
+%% locker:lock/release run on a lockerd node coordinate a quorum vote over
+%% the masters (itself included) and contend with BEAM coordinators.
+writes_by_rpc_hold_quorum(Config) ->
+    K = key(Config),
+    L = first(Config),
+    Me = self(),
+    ?assertEqual({ok, ?W, 3, 3}, rpc:call(L, locker, lock, [K, Me, 10000])),
+    ?assertEqual({error, no_quorum}, lkr:lock(K, other, 10000)),
+    ?assertEqual({error, no_quorum}, rpc:call(lists:last(?config(masters, Config)),
+                                              locker, lock, [K, other])),
+    [?assertEqual({ok, Me}, lockerd_ct:lease_on(M, K)) || M <- ?config(masters, Config)],
+    ?assertEqual({error, no_quorum}, rpc:call(L, locker, release, [K, other])),
+    ?assertEqual({ok, ?W, 3, 3}, rpc:call(L, locker, release, [K, Me])),
+    [?assertEqual(not_found, lockerd_ct:lease_on(M, K)) || M <- ?config(masters, Config)],
+    ?assertMatch({ok, ?W, 3, 3}, lkr:lock(K, other, 10000)),
+    %% lock/2 uses the library's default lease (2000 ms).
+    ?assertEqual({ok, ?W, 3, 3}, rpc:call(L, locker, lock, [{K, 2}, Me])),
+    ?assertEqual({ok, ?W, 3, 3}, rpc:call(L, locker, lock, [{K, 4}, Me, 5000, 3000])).
+
+extend_and_update_by_rpc(Config) ->
+    K = key(Config),
+    L = first(Config),
+    ?assertEqual({ok, ?W, 3, 3}, rpc:call(L, locker, lock, [K, a, 1500])),
+    ?assertEqual(ok, rpc:call(L, locker, extend_lease, [K, a, 8000])),
+    ?assertEqual({ok, ?W, 3, 3}, rpc:call(L, locker, update, [K, a, b])),
+    ?assertEqual({error, no_quorum}, rpc:call(L, locker, extend_lease, [K, a, 8000])),
+    timer:sleep(2500),
+    %% Still held (extended), with the updated value.
+    [?assertEqual({ok, b}, lockerd_ct:lease_on(M, K)) || M <- ?config(masters, Config)],
+    ?assertEqual(ok, rpc:call(L, locker, extend_lease, [K, b, 8000, 2000])),
+    ?assertEqual({ok, ?W, 3, 3}, rpc:call(L, locker, update, [K, b, c, 2000])).
+
+meta_summary_and_debug_state(Config) ->
+    Masters = ?config(masters, Config),
+    L = first(Config),
+    ?assertEqual({Masters, [], ?W}, rpc:call(L, locker, get_meta, [])),
+    K = key(Config),
+    ?assertMatch({ok, ?W, 3, 3}, lkr:lock(K, v, 10000)),
+    [{write_locks, WL}, {leases, N}] = rpc:call(L, locker, summary, []),
+    ?assert(is_integer(WL) andalso is_integer(N) andalso N >= 1),
+    {ok, _Locks, Leases, _, _, _} = rpc:call(L, locker, get_debug_state, []),
+    ?assertMatch([{K, v, _}], [E || {Key, _, _} = E <- Leases, Key =:= K]).
+
+%% set_w / set_nodes across a cluster: {Replies, BadNodes} like the library.
+cluster_calls_by_rpc(Config) ->
+    Masters = ?config(masters, Config),
+    L = first(Config),
+    Ghost = lockerd_ct:node_name(lockerd_ct:unique_name("nosuchnode")),
+    {Replies, Bad} = rpc:call(L, locker, set_w, [Masters ++ [Ghost], ?W]),
+    ?assertEqual(lists:sort([{M, ok} || M <- Masters]), lists:sort(Replies)),
+    ?assertEqual([Ghost], Bad),
+    {Replies2, Bad2} = rpc:call(L, locker, set_nodes, [Masters, Masters, []]),
+    ?assertEqual(lists:sort([{M, ok} || M <- Masters]), lists:sort(Replies2)),
+    ?assertEqual([], Bad2),
+    ?assertEqual({Masters, [], ?W}, rpc:call(lists:last(Masters), locker, get_meta, [])).
+
+lag_by_rpc(Config) ->
+    {Ms, Result} = rpc:call(first(Config), locker, lag, []),
+    ?assert(is_float(Ms) andalso Ms >= 0.0 andalso Ms < 5000.0),
+    ?assertEqual({ok, ?W, 3, 3}, Result).
+
+erlang_functions(Config) ->
+    L = first(Config),
+    ?assertEqual(L, rpc:call(L, erlang, node, [])),
+    ?assertEqual(L, erpc:call(L, erlang, node, [])),
+    Pid = rpc:call(L, erlang, whereis, [locker]),
+    ?assert(is_pid(Pid) andalso node(Pid) =:= L),
+    ?assertEqual(undefined, rpc:call(L, erlang, whereis, [no_such_process])),
+    %% The pid answers like the registered name.
+    ?assertMatch({ok, _, _, _, _, _}, gen_server:call(Pid, get_debug_state, 5000)).
+
+undefined_functions(Config) ->
+    L = first(Config),
+    ?assertMatch({badrpc, {'EXIT', {undef, [{no_such_mod, f, [1, 2], _} | _]}}},
+                 rpc:call(L, no_such_mod, f, [1, 2])),
+    ?assertMatch({badrpc, {'EXIT', {undef, [{locker, no_such_fun, [], _} | _]}}},
+                 rpc:call(L, locker, no_such_fun, [])),
+    %% Right name, wrong arity is undefined too.
+    ?assertMatch({badrpc, {'EXIT', {undef, [{locker, dirty_read, [a, b], _} | _]}}},
+                 rpc:call(L, locker, dirty_read, [a, b])),
+    ?assertMatch({badrpc, {'EXIT', {undef, _}}}, rpc:block_call(L, lists, reverse, [[1]])),
+    ?assertError({exception, undef, [{no_such_mod, f, [], _} | _]},
+                 erpc:call(L, no_such_mod, f, [])).
+
+bad_arguments(Config) ->
+    L = first(Config),
+    ?assertMatch({badrpc, {'EXIT', {function_clause, _}}},
+                 rpc:call(L, locker, lock, [key(Config), v, not_a_length])),
+    ?assertMatch({badrpc, {'EXIT', {function_clause, _}}},
+                 rpc:call(L, locker, set_w, [not_a_list, 2])),
+    %% The node is unharmed.
+    ?assertEqual({error, not_found}, rpc:call(L, locker, dirty_read, [key(Config)])).
+
+cast_runs_the_function(Config) ->
+    K = key(Config),
+    L = first(Config),
+    Me = self(),
+    ?assertEqual(true, rpc:cast(L, locker, lock, [K, Me, 10000])),
+    ?assertEqual({ok, Me}, lockerd_ct:wait_value(
+                             fun() -> rpc:call(L, locker, dirty_read, [K]) end, {ok, Me}, 5000)).
+
+sbcast_jobs(Config) ->
+    Masters = ?config(masters, Config),
+    [?assertEqual({Masters, []}, rpc:sbcast(Masters, locker, Job))
+     || Job <- [expire_leases, expire_locks, push_trans_log]],
+    Ghost = lockerd_ct:node_name(lockerd_ct:unique_name("nosuchnode")),
+    ?assertEqual({[], [first(Config)]}, rpc:sbcast([first(Config)], no_such_name, x)),
+    ?assertEqual({[first(Config)], [Ghost]}, rpc:sbcast([first(Config), Ghost], locker, x)).
