@@ -1,5 +1,6 @@
-# lockerd build. `make` builds bin/lockerd; `make test` runs every test;
-# `make asan` runs them again against an address/UB-sanitized build.
+# lockerd build. `make` builds bin/lockerd, the C client library
+# (bin/liblocker.a, bin/liblocker.so) and its tools; `make test` runs every
+# test; `make asan` runs them again against an address/UB-sanitized build.
 
 CC      ?= cc
 CSTD    := -std=c11 -D_GNU_SOURCE
@@ -7,7 +8,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
 OPT     ?= -O2 -g
 EI_INC  := $(shell erl -noshell -eval 'io:format("~s", [code:lib_dir(erl_interface, include)]), halt().' 2>/dev/null)
 EI_LIB  := $(shell erl -noshell -eval 'io:format("~s", [code:lib_dir(erl_interface, lib)]), halt().' 2>/dev/null)
-CFLAGS  += $(CSTD) $(WARN) $(OPT) -I. $(if $(EI_INC),-I$(EI_INC)) $(SANFLAGS)
+# -fPIC everywhere: the same objects go into bin/liblocker.so.
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -I. $(if $(EI_INC),-I$(EI_INC)) $(SANFLAGS)
 LDLIBS  += $(if $(EI_LIB),-L$(EI_LIB)) -lei -lcrypto -lpthread
 LDFLAGS += $(SANFLAGS)
 
@@ -16,13 +18,30 @@ BINDIR  ?= bin
 
 LIB_SRC := $(sort $(wildcard cnode/*/*.c) $(wildcard ei_glue/*.c) $(wildcard client/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The client library: client/ plus the layers it runs on (no server side).
+CLIENT_SRC := $(sort $(wildcard client/*.c) $(wildcard cnode/core/*.c) $(wildcard cnode/dist/*.c) \
+                     $(wildcard cnode/node/*.c) $(wildcard cnode/coord/*.c) $(wildcard ei_glue/*.c))
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
+CLIENT_LIBS := $(BINDIR)/liblocker.a $(BINDIR)/liblocker.so
+CLIENT_TOOLS := $(BINDIR)/locker-echo $(BINDIR)/lkc-hold $(BINDIR)/lkc-example $(BINDIR)/lockerctl
+LOCKERCTL_SRC := $(sort $(wildcard tools/lockerctl*.c))
+LOCKERCTL_OBJ := $(LOCKERCTL_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard test/c/test_*.c))
 TEST_BIN := $(TEST_SRC:test/c/%.c=$(BUILD)/test/%)
 
 .PHONY: all test test-c test-erlang test-elixir asan clean deps run
-all: $(BINDIR)/lockerd
+all: $(BINDIR)/lockerd $(CLIENT_LIBS) $(CLIENT_TOOLS)
 
-$(BUILD)/%.o: %.c
+# Objects depend on the compile flags, so a flag change (e.g. -fPIC, which
+# the shared library needs) rebuilds them instead of mixing old and new.
+$(BUILD)/.cflags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' > $@
+
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/%.o: %.c $(BUILD)/.cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -34,17 +53,46 @@ $(BINDIR)/lockerd: $(BUILD)/cnode/main.o $(BUILD)/liblockerd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# Static: our objects and libei's, so `cc app.c bin/liblocker.a -lcrypto
+# -lpthread` links. Shared: only the lkc_ API is exported.
+$(BINDIR)/liblocker.a: $(CLIENT_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	{ echo "CREATE $@"; for o in $^; do echo "ADDMOD $$o"; done; \
+	  echo "ADDLIB $(EI_LIB)/libei.a"; echo SAVE; echo END; } | ar -M
+
+$(BINDIR)/liblocker.so: $(CLIENT_OBJ) client/liblocker.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=client/liblocker.map -Wl,-soname,liblocker.so \
+	    $(CLIENT_OBJ) $(EI_LIB)/libei.a -lcrypto -lpthread -o $@
+
+$(BINDIR)/locker-echo: $(BUILD)/tools/locker-echo.o $(BUILD)/tools/tool_args.o $(BINDIR)/liblocker.a
+	$(CC) $(LDFLAGS) $^ -lcrypto -lpthread -o $@
+
+$(BINDIR)/lkc-hold: $(BUILD)/tools/lkc-hold.o $(BUILD)/tools/tool_args.o $(BINDIR)/liblocker.a
+	$(CC) $(LDFLAGS) $^ -lcrypto -lpthread -o $@
+
+$(BINDIR)/lkc-example: $(BUILD)/tools/lkc_example.o $(BUILD)/tools/tool_args.o $(BINDIR)/liblocker.a
+	$(CC) $(LDFLAGS) $^ -lcrypto -lpthread -o $@
+
+$(BINDIR)/lockerctl: $(LOCKERCTL_OBJ) $(BINDIR)/liblocker.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -lcrypto -lpthread -o $@
+
 $(BUILD)/test/%: test/c/%.c $(BUILD)/liblockerd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/liblockerd.a $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
 
-test-c: $(TEST_BIN)
-	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+# test_client starts lockerd masters (LOCKERD_BIN).
+test-c: $(TEST_BIN) $(BINDIR)/lockerd
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; LOCKERD_BIN=$(abspath $(BINDIR)/lockerd) $$t; done
 
-test-erlang: $(BINDIR)/lockerd
-	LOCKERD_BIN=$(abspath $(BINDIR)/lockerd) test/erlang/run.sh
+# The client suites find the tools next to LOCKERD_BIN.
+test-erlang: $(BINDIR)/lockerd $(CLIENT_TOOLS)
+	LOCKERD_BIN=$(abspath $(BINDIR)/lockerd) LOCKERCTL_BIN=$(abspath $(BINDIR)/lockerctl) \
+	    test/erlang/run.sh
 
-test-elixir: $(BINDIR)/lockerd
+test-elixir: $(BINDIR)/lockerd $(CLIENT_TOOLS)
 	LOCKERD_BIN=$(abspath $(BINDIR)/lockerd) test/elixir/run.sh
 
 test: test-c test-erlang test-elixir
@@ -69,9 +117,9 @@ run: all
 	scripts/run.sh
 
 clean:
-	rm -rf build bin/lockerd _build
+	rm -rf build bin/lockerd $(CLIENT_LIBS) $(CLIENT_TOOLS) _build
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/cnode/main.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/cnode/main.d $(wildcard $(BUILD)/tools/*.d)
 
 # The node-local lock's threaded tests under ThreadSanitizer (a report
 # makes the binary exit non-zero).
@@ -81,3 +129,42 @@ test-tsan:
 	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=thread -I. test/c/test_nlock.c client/nlock.c \
 	    -lcmocka -lpthread -o build/tsan/test_nlock
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/test_nlock
+
+# Coverage-guided fuzzing (libFuzzer, clang, ASan+UBSan): one binary per
+# target in test/fuzz/, each linking only the pure modules it exercises.
+# `make fuzz` runs every target FUZZ_SECONDS (default 60) on a copy of its
+# committed seeds and regression inputs and fails if any target crashes;
+# `make fuzz-smoke` is the 10-second run CI does.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_FLAGS   := $(CSTD) $(WARN) -O1 -g -I. $(if $(EI_INC),-I$(EI_INC)) -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := frame hs_acceptor hs_initiator ctrl term request
+FUZZ_SRC_frame        := cnode/dist/frame.c cnode/core/buf.c
+FUZZ_SRC_hs_acceptor  := cnode/dist/handshake.c cnode/core/buf.c
+FUZZ_SRC_hs_initiator := cnode/dist/handshake.c cnode/core/buf.c
+FUZZ_SRC_ctrl         := ei_glue/ctrl.c ei_glue/enc.c ei_glue/term.c cnode/core/buf.c
+FUZZ_SRC_term         := ei_glue/term.c cnode/core/buf.c
+FUZZ_SRC_request      := cnode/server/request.c ei_glue/call.c ei_glue/term.c cnode/core/buf.c
+FUZZ_LIBS_hs_acceptor  := -lcrypto
+FUZZ_LIBS_hs_initiator := -lcrypto
+FUZZ_LIBS_ctrl         := $(if $(EI_LIB),-L$(EI_LIB)) -lei -lpthread
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_HDRS    := $(wildcard test/fuzz/*.h cnode/*/*.h ei_glue/*.h)
+
+define FUZZ_RULE
+$(FUZZ_BUILD)/fuzz_$(1): test/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(FUZZ_HDRS)
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $$< $(FUZZ_SRC_$(1)) $(FUZZ_LIBS_$(1)) -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULE,$(t))))
+
+.PHONY: fuzz fuzz-smoke fuzz-build
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=10

@@ -17,7 +17,9 @@
  * Terms. Keys, values and requests are Erlang terms in external format
  * (with or without the leading 131 version byte), compared by exact term
  * equality whatever their encoding. lkc_parse() builds one from Erlang
- * syntax ("{user, 42}", "<<\"job\">>"); lkc_format() prints one.
+ * syntax ("{user, 42}", "<<\"job\">>"); lkc_format() prints one. Terms
+ * the library hands out (lkc_parse, lkc_dirty_read, lkc_self,
+ * lkc_service_pid, service callbacks) are canonical and start with 131.
  *
  * Errors. Every function returns 0 or a negative LKC_E* code;
  * lkc_strerror() gives its message. Functions taking `err` also fill it
@@ -55,16 +57,20 @@ typedef struct lkc lkc;
 
 struct lkc_opts {
     const char *node_name;  /* "alive@host", or "alive" (short host name
-                               appended); NULL: "lkc<pid>" */
+                               appended); NULL: "lkc<pid>" for the first
+                               handle of a process, then "lkc<pid>_<n>" */
     const char *cookie;     /* NULL: ~/.erlang.cookie */
     const char *masters;    /* comma-separated node names (required) */
     const char *replicas;   /* comma-separated, or NULL */
     int w;                  /* write quorum; 0: majority of masters */
     int net_ticktime;       /* seconds; 0: 60 */
-    const char *log_level;  /* "debug" | "info" | "warn" | "error" | NULL (warn) */
+    const char *log_level;  /* "debug" | "info" | "warn" | "error" | NULL (warn);
+                               the level is process-wide (log lines go to stderr) */
+    const char *listen_addr; /* distribution listen address; NULL: all */
 };
 
-/* Start the client node. On failure *out is NULL and err says why. */
+/* Start the client node. On failure *out is NULL and err says why
+ * (LKC_ECONNECT: epmd is not running on this host). */
 int lkc_open(const struct lkc_opts *o, lkc **out, char *err, size_t errlen);
 /* Stop it: services are unregistered (their names released), pending
  * calls finish with LKC_ECLOSED, the node leaves epmd. NULL is fine. */
@@ -89,7 +95,8 @@ static inline lkc_term lkc_term_of(const lkc_buf *b) { lkc_term t = {b->data, b-
 /* Erlang syntax -> term. On LKC_EBADTERM err shows the text with a caret
  * under the offending character. */
 int lkc_parse(const char *text, lkc_buf *out, char *err, size_t errlen);
-/* Term -> Erlang syntax (NUL-terminated in out->data). */
+/* Term -> Erlang syntax (NUL-terminated in out->data; out->len excludes
+ * the NUL). */
 int lkc_format(lkc_term t, lkc_buf *out);
 /* This client's pid: the usual lock value ("the holder is this node"). */
 lkc_term lkc_self(const lkc *c);
@@ -114,9 +121,11 @@ int lkc_release(lkc *c, lkc_term key, lkc_term value, int64_t timeout_ms,
 /* The value of key as the first reachable master holds it (LKC_ENOTFOUND
  * if none does). *value must be freed with lkc_buf_free. */
 int lkc_dirty_read(lkc *c, lkc_term key, lkc_buf *value);
-/* Block until key is released or expires on a master (0), or timeout. */
+/* Block until key is released or expires on a master (0, also when it is
+ * not held at all), or LKC_ETIMEOUT. */
 int lkc_wait_for_release(lkc *c, lkc_term key, int64_t timeout_ms);
-/* Meta on every node of the cluster (comma-separated names). */
+/* Meta on every node of the cluster (comma-separated names): 0 when every
+ * node answered ok; this handle then uses the new masters / W too. */
 int lkc_set_nodes(lkc *c, const char *cluster, const char *masters, const char *replicas);
 int lkc_set_w(lkc *c, const char *cluster, int w);
 
@@ -147,13 +156,52 @@ struct lkc_service_ops {
 };
 
 /* Lock name -> a pid of this node (lease lease_ms, extended every
- * lease_ms - 500 ms), route messages for that pid to ops. */
+ * lease_ms - 500 ms; <= 0: 30000, at least 1000), route messages for that
+ * pid to ops. LKC_ENAMETAKEN: a master holds the name for someone else;
+ * LKC_ENOQUORUM / LKC_ECONNECT: too few masters answered. */
 int lkc_register(lkc *c, lkc_term name, int64_t lease_ms, const struct lkc_service_ops *ops,
                  void *ud, lkc_service **out);
+/* The call is consumed (freed) unless LKC_EBADTERM / LKC_EINVAL is
+ * returned. Do not use calls after lkc_close: it frees unanswered ones. */
 int lkc_reply(lkc_call *call, lkc_term reply);
-/* Release the name and stop routing. */
+/* Release the name and stop routing; s is freed whatever the result. From
+ * a client callback (e.g. on_lease_lost) it does not block: it starts the
+ * release and returns 0. */
 int lkc_unregister(lkc_service *s);
 lkc_term lkc_service_pid(const lkc_service *s);
+
+/* ---- administration (client/admin.c; used by lockerctl) ---- */
+
+/* The meta this handle coordinates with: masters and replicas as
+ * comma-separated names (malloc'd: free() them) and W. */
+int lkc_get_meta(lkc *c, char **masters, char **replicas, int *w);
+
+struct lkc_node_reply {
+    char *node;       /* the node asked */
+    int rc;           /* 0: it answered, reply holds the term (with 131);
+                         LKC_ECONNECT: unreachable or went down before the
+                         deadline; LKC_ETIMEOUT: no answer within timeout */
+    lkc_buf reply;
+};
+
+/* gen_server:multi_call(Nodes, locker, Request, Timeout): request sent at
+ * once to every node of `nodes` (comma-separated); one entry per node, in
+ * list order. 0 when the call ran, whatever each node did; free *out with
+ * lkc_node_replies_free. timeout_ms <= 0: 5000. */
+int lkc_multi_call(lkc *c, const char *nodes, lkc_term request, int64_t timeout_ms,
+                   struct lkc_node_reply **out, size_t *n);
+void lkc_node_replies_free(struct lkc_node_reply *r, size_t n);
+
+struct lkc_master_summary {
+    char node[256];
+    int rc;               /* as lkc_node_reply.rc; LKC_EPROTO: odd reply */
+    int64_t write_locks;  /* counts from its get_debug_state (when rc == 0) */
+    int64_t leases;
+};
+
+/* get_debug_state on every master at once: locker:summary() per master.
+ * *out (free()) has one entry per master, in meta order. */
+int lkc_summary(lkc *c, int64_t timeout_ms, struct lkc_master_summary **out, size_t *n);
 
 #ifdef __cplusplus
 }

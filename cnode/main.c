@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/cookie.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "node/node.h"
@@ -119,52 +120,6 @@ static int short_host(char *out, size_t cap)
     if (dot)
         *dot = 0;
     return 0;
-}
-
-/* ~/.erlang.cookie, created like erl does (20 upper-case letters, 0400). */
-static int read_cookie(char *out, size_t cap)
-{
-    const char *home = getenv("HOME");
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/.erlang.cookie", home ? home : ".");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-        if (fd < 0)
-            return -errno;
-        char c[21];
-        FILE *r = fopen("/dev/urandom", "rb");
-        unsigned char rnd[20];
-        if (!r || fread(rnd, 1, sizeof rnd, r) != sizeof rnd) {
-            if (r)
-                fclose(r);
-            close(fd);
-            return -EIO;
-        }
-        fclose(r);
-        for (int i = 0; i < 20; i++)
-            c[i] = (char)('A' + rnd[i] % 26);
-        c[20] = 0;
-        ssize_t w = write(fd, c, 20);
-        close(fd);
-        if (w != 20)
-            return -EIO;
-        log_info("created %s", path);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    }
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) == 0 && (st.st_mode & 077))
-        log_warn("%s is readable by others; erl refuses such a cookie file", path);
-    ssize_t n = read(fd, out, cap - 1);
-    close(fd);
-    if (n <= 0)
-        return -EIO;
-    out[n] = 0;
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
-        out[--n] = 0;
-    return n ? 0 : -EINVAL;
 }
 
 static int need(int i, int argc, char **argv)
@@ -284,7 +239,7 @@ int main(int argc, char **argv)
         }
         snprintf(o.name, sizeof o.name, "locker@%s", host);
     }
-    if (!o.cookie[0] && read_cookie(o.cookie, sizeof o.cookie)) {
+    if (!o.cookie[0] && cookie_read(o.cookie, sizeof o.cookie)) {
         fprintf(stderr, "lockerd: no cookie: give -setcookie or make ~/.erlang.cookie readable\n");
         return 2;
     }

@@ -103,6 +103,13 @@ static int ctrl_fields(struct rd *r, struct ctrl *c)
             return -EINVAL;
         return rd_span(r, &c->opts);
     }
+    case CTRL_SPAWN_REPLY:
+        /* {31, ReqId, To, Flags, PidOrErrorAtom}: ReqId in ref, the
+         * result in reason (a pid, or the atom saying why not). */
+        if (rd_span(r, &c->ref) || rd_pid(r, &c->to) ||
+            term_get_int64(r->in, r->len, &r->pos, &c->flags))
+            return -EINVAL;
+        return rd_span(r, &c->reason);
     case CTRL_ALIAS_SEND:
         return rd_pid(r, &c->from) || rd_ref(r, &c->to) ? -EINVAL : 0;
     case CTRL_UNLINK_ID:
@@ -125,6 +132,7 @@ static int ctrl_shape(int op, uint32_t *arity, int *has_payload)
     case CTRL_MONITOR_P: case CTRL_DEMONITOR_P: *arity = 4; return 0;
     case CTRL_MONITOR_P_EXIT: *arity = 5; return 0;
     case CTRL_SPAWN_REQUEST: *arity = 6; *has_payload = 1; return 0;
+    case CTRL_SPAWN_REPLY: *arity = 5; return 0;
     case CTRL_ALIAS_SEND: *arity = 3; *has_payload = 1; return 0;
     case CTRL_UNLINK_ID: case CTRL_UNLINK_ID_ACK: *arity = 4; return 0;
     default: return -ENOTSUP;
@@ -270,6 +278,28 @@ int ctrl_enc_spawn_reply(struct buf *out, struct term req_id, struct term to, in
     if (!rc)
         rc = enc_long(out, flags);
     return rc ? rc : enc_raw(out, result);
+}
+
+int ctrl_enc_spawn_request(struct buf *out, struct term req_id, struct term from,
+                           struct term group_leader, const char *mod, const char *fun,
+                           int64_t arity, struct term opts)
+{
+    int rc = enc_op(out, 6, CTRL_SPAWN_REQUEST);
+    if (!rc)
+        rc = enc_raw(out, req_id);
+    if (!rc)
+        rc = enc_raw(out, from);
+    if (!rc)
+        rc = enc_raw(out, group_leader);
+    if (!rc)
+        rc = enc_tuple(out, 3);
+    if (!rc)
+        rc = enc_atom(out, mod);
+    if (!rc)
+        rc = enc_atom(out, fun);
+    if (!rc)
+        rc = enc_long(out, arity);
+    return rc ? rc : enc_raw(out, opts);
 }
 
 int ctrl_term_node(struct term t, char *out, size_t cap)

@@ -38,12 +38,13 @@ struct ctrl {
     char to_name[CTRL_NAME_MAX]; /* when to_is_name */
     struct term ref;     /* monitor ref, spawn ReqId, alias ref */
     struct term id;      /* UNLINK_ID Id */
-    struct term reason;  /* EXIT / MONITOR_P_EXIT */
+    struct term reason;  /* EXIT / MONITOR_P_EXIT; SPAWN_REPLY result */
     /* SPAWN_REQUEST */
     struct term group_leader;
     char mod[CTRL_NAME_MAX], fun[CTRL_NAME_MAX];
     int64_t arity;
     struct term opts;
+    int64_t flags;       /* SPAWN_REPLY: 1 link, 2 monitor (result in reason) */
     /* Payload term (after its 131), or p == NULL when the op has none. */
     struct term payload;
 };
@@ -73,6 +74,11 @@ int ctrl_enc_monitor_exit(struct buf *out, struct term from, const char *from_na
 int ctrl_enc_unlink_id_ack(struct buf *out, struct term id, struct term from, struct term to);
 int ctrl_enc_spawn_reply(struct buf *out, struct term req_id, struct term to, int64_t flags,
                          struct term result);
+/* {29, ReqId, From, GroupLeader, {Mod, Fun, Arity}, Opts}; the argument
+ * list follows as the payload. opts: an encoded list such as [monitor]. */
+int ctrl_enc_spawn_request(struct buf *out, struct term req_id, struct term from,
+                           struct term group_leader, const char *mod, const char *fun,
+                           int64_t arity, struct term opts);
 
 /* Node name inside a pid/ref/port span (any encoding) into out. 0 / -EINVAL. */
 int ctrl_term_node(struct term t, char *out, size_t cap);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test: C unit tests, Common
-# Test suites and ExUnit against bin/lockerd, then the same again against
-# an address/undefined-behaviour sanitized build (make asan).
+# Test suites and ExUnit against bin/lockerd, the threaded node-local lock
+# tests under ThreadSanitizer, then everything again against an
+# address/undefined-behaviour sanitized build (make asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -11,5 +12,6 @@ if ! epmd -names >/dev/null 2>&1; then
 fi
 make -j"$(nproc)" all
 make test
+make test-tsan
 make asan
 echo "all tests passed"

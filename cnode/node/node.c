@@ -568,19 +568,24 @@ int node_start(struct node *n, char *err, size_t errlen)
     };
     /* The creation comes from epmd, and epmd needs the port: listen first,
      * register, then build the connection set with the creation. */
-    struct conn_set *probe = conn_set_new(n->loop, &cc, &ops, n);
-    if (!probe) {
+    struct conn_set *conns = conn_set_new(n->loop, &cc, &ops, n);
+    if (!conns) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    n->conns = probe;
-    int rc = conn_set_listen(probe, n->cfg.listen_addr, n->cfg.port, &n->port, err, errlen);
+    n->conns = conns;
+    int rc = conn_set_listen(conns, n->cfg.listen_addr, n->cfg.port, &n->port, err, errlen);
     if (rc)
         return rc;
     rc = epmd_register(n, err, errlen);
     if (rc)
         return rc;
-    conn_set_creation(probe, n->creation);
+    conn_set_creation(conns, n->creation);
+    /* Processes spawned before registration got creation 0; the creation
+     * is the fixed last word of NEW_PID_EXT, so patch it in place (spans
+     * of these pids handed out earlier stay valid and become right). */
+    for (size_t i = 0; i < n->nprocs; i++)
+        put_u32(n->procs[i].pid.data + n->procs[i].pid.len - 4, n->creation);
     return loop_timer_arm(n->loop, &n->periodic, loop_now(n->loop) + 200);
 }
 

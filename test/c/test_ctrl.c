@@ -220,6 +220,57 @@ static void test_encode_roundtrip(void **st)
     buf_free(&b);
 }
 
+/* SPAWN_REQUEST as the client library sends it for erpc:call, and the
+ * SPAWN_REPLY that answers it, both through our own decoder. */
+static void test_spawn_request_reply_encode(void **st)
+{
+    (void)st;
+    struct ctrl in, out;
+    const char *why;
+    assert_int_equal(DEC(v_spawn, &in), 0);
+    struct buf opts, b;
+    buf_init(&opts);
+    buf_init(&b);
+    assert_int_equal(enc_list(&opts, 1), 0);
+    assert_int_equal(enc_atom(&opts, "monitor"), 0);
+    assert_int_equal(enc_nil(&opts), 0);
+    size_t mark;
+    assert_int_equal(ctrl_frame_begin(&b, &mark), 0);
+    assert_int_equal(ctrl_enc_spawn_request(&b, in.ref, in.from, in.from, "erpc", "execute_call",
+                                            4, span(opts.data, opts.len)),
+                     0);
+    assert_int_equal(ctrl_payload_begin(&b), 0);
+    assert_int_equal(enc_raw(&b, in.payload), 0);
+    ctrl_frame_end(&b, mark);
+    assert_int_equal(ctrl_decode(b.data + 4, b.len - 4, &out, &why), 0);
+    assert_int_equal(out.op, CTRL_SPAWN_REQUEST);
+    assert_true(term_eq(out.ref, in.ref));
+    assert_true(term_eq(out.from, in.from));
+    assert_true(term_eq(out.group_leader, in.from));
+    assert_string_equal(out.mod, "erpc");
+    assert_string_equal(out.fun, "execute_call");
+    assert_int_equal(out.arity, 4);
+    assert_true(term_eq(out.opts, span(opts.data, opts.len)));
+    assert_true(term_eq(out.payload, in.payload));
+    /* Every truncated prefix of the encoded frame is refused. */
+    for (size_t n = 0; n < b.len - 4; n++)
+        assert_true(ctrl_decode(b.data + 4, n, &out, &why) < 0);
+
+    buf_reset(&b);
+    assert_int_equal(ctrl_frame_begin(&b, &mark), 0);
+    assert_int_equal(ctrl_enc_spawn_reply(&b, in.ref, in.from, 2, in.from), 0);
+    ctrl_frame_end(&b, mark);
+    assert_int_equal(ctrl_decode(b.data + 4, b.len - 4, &out, &why), 0);
+    assert_int_equal(out.op, CTRL_SPAWN_REPLY);
+    assert_true(term_eq(out.ref, in.ref));
+    assert_true(term_eq(out.to, in.from));
+    assert_int_equal(out.flags, 2);
+    assert_true(term_eq(out.reason, in.from));
+    assert_null(out.payload.p);
+    buf_free(&opts);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_signals),        cmocka_unit_test(test_spawn_request),
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_gen_envelopes),  cmocka_unit_test(test_encode_roundtrip),
+        cmocka_unit_test(test_spawn_request_reply_encode),
     };
     return cmocka_run_group_tests_name("ctrl", tests, NULL, NULL);
 }

@@ -49,3 +49,11 @@ cd "$repo"
 elixir --sname "lkr_ex_$$" --cookie lockerd_test \
     --erl "-kernel inet_dist_use_interface {127,0,0,1}" \
     -pa "$ebin" "$here/registry_test.exs"
+
+# The C client library's example service (bin/locker-echo) called through
+# the registry; needs the tools next to LOCKERD_BIN (make all).
+if [ "${LOCKERD_SKIP:-0}" != 1 ]; then
+    elixir --sname "lkr_exe_$$" --cookie lockerd_test \
+        --erl "-kernel inet_dist_use_interface {127,0,0,1}" \
+        -pa "$ebin" "$here/echo_test.exs"
+fi

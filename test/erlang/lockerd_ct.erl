@@ -27,6 +27,9 @@
          code_paths/0, try_call/3, oversize_call/3, call_loop/3, idle_watch/2,
          dirty_read_module/1]).
 
+%% Client-library tools (bin/locker-echo, bin/lkc-hold, ...).
+-export([tool_bin/1, start_program/2, program_line/3, kill_program/2]).
+
 -define(READY_TIMEOUT, 10000).
 -define(STOP_TIMEOUT, 5000).
 
@@ -494,4 +497,55 @@ log(Fmt, Args) ->
     case whereis(ct_util_server) of
         undefined -> io:format(user, "[lockerd_ct] " ++ Fmt ++ "~n", Args);
         _ -> ct:log(Fmt, Args)
+    end.
+
+%%--------------------------------------------------------------------
+%% Client-library tools
+
+%% A tool built next to lockerd (same BINDIR, so asan builds use theirs).
+tool_bin(Name) ->
+    filename:join(filename:dirname(lockerd_bin()), Name).
+
+%% Run Bin with Args (no shell) as a port in line mode, stdout+stderr
+%% merged; the caller's process owns the port (closing it closes the
+%% program's stdin). The OS pid goes to LOCKERD_PIDFILE for cleanup.
+%% Returns #{port, os_pid, bin}.
+start_program(Bin, Args) ->
+    log("starting ~s ~s", [Bin, string:join(Args, " ")]),
+    Port = open_port({spawn_executable, Bin},
+                     [{args, Args}, {line, 1024}, exit_status, stderr_to_stdout, use_stdio,
+                      binary]),
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    record_pid(integer_to_list(OsPid), Bin),
+    #{port => Port, os_pid => integer_to_list(OsPid), bin => Bin}.
+
+%% Wait for an output line starting with Prefix: {ok, Line} |
+%% {exit, Status, LinesSoFar} | {timeout, LinesSoFar}.
+program_line(#{port := Port}, Prefix, Timeout) ->
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    program_line(Port, Prefix, Deadline, []).
+
+program_line(Port, Prefix, Deadline, Seen) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {Port, {data, {eol, Line}}} ->
+            log("program: ~s", [Line]),
+            case string:prefix(Line, Prefix) of
+                nomatch -> program_line(Port, Prefix, Deadline, [Line | Seen]);
+                _ -> {ok, Line}
+            end;
+        {Port, {data, {noeol, Part}}} ->
+            program_line(Port, Prefix, Deadline, [Part | Seen]);
+        {Port, {exit_status, Status}} ->
+            {exit, Status, lists:reverse(Seen)}
+    after Left ->
+            {timeout, lists:reverse(Seen)}
+    end.
+
+%% Signal a program started by start_program/2 ("TERM", "KILL", ...) if
+%% its port is still open (so the pid is still ours).
+kill_program(#{port := Port, os_pid := OsPid}, Signal) ->
+    case erlang:port_info(Port) of
+        undefined -> ok;
+        _ -> os_kill(Signal, OsPid), ok
     end.
