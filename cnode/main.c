@@ -300,10 +300,13 @@ int main(int argc, char **argv)
     if (rc)
         log_error("event loop failed: %s", strerror(-rc));
 out:
-    node_free(n); /* closes peers and the epmd registration first */
-    server_free(s);
-    rex_free(rx);
+    /* Users before what they use: rpc work in flight ends while the node
+     * can still address its callers; the node goes last, closing peers and
+     * the epmd registration. */
     apply_free(ap);
+    rex_free(rx);
+    server_free(s);
+    node_free(n);
     loop_free(l);
     for (size_t i = 0; i < o.nmasters; i++)
         free(o.masters[i]);

@@ -953,6 +953,11 @@ int term_get_atom(const uint8_t *in, size_t len, size_t *pos, char *out, size_t 
     int rc = atom_parse(in, len, &p, &a);
     if (rc)
         return rc;
+    /* A NUL would cut the C string short: 'locker\0x' would read as
+     * 'locker' and match a name or op it is not. No name lockerd knows
+     * contains one, so such an atom is refused. */
+    if (memchr(a.s, 0, a.n))
+        return -EINVAL;
     if (a.u8len >= cap)
         return -ENOSPC;
     *atom_utf8((uint8_t *)out, &a) = 0;

@@ -14,6 +14,7 @@
 #include "../../ei_glue/enc.h"
 #include "../coord/cproc.h"
 #include "../core/clock.h"
+#include "../store/store.h"
 
 #include <time.h>
 
@@ -21,11 +22,27 @@
 #define DEFAULT_LEASE 2000
 #define DEFAULT_TIMEOUT 5000
 
+struct wait;
+
 struct apply {
     struct node *node;
     struct server *server;
     struct cproc *cproc;
     struct buf req, out;
+    struct wait *waits;   /* wait_for / wait_for_release in progress */
+    uint64_t next_wait;
+};
+
+/* A wait in progress: finished by the server's waker or by its timer,
+ * whichever comes first; found by id so the other one finds nothing. */
+struct wait {
+    struct wait *next;
+    struct apply *a;
+    uint64_t id;
+    int kind;
+    apply_done_fn done;
+    void *ud;
+    struct loop_timer timer;
 };
 
 /* A coordinated call in flight: owns copies of what it needs later. */
@@ -356,6 +373,135 @@ static int f_lag(struct apply *a, apply_done_fn done, void *ud)
     return rc;
 }
 
+/* ---- waits ---- */
+
+static struct wait *wait_take(struct apply *a, uint64_t id)
+{
+    for (struct wait **pp = &a->waits; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            struct wait *w = *pp;
+            *pp = w->next;
+            loop_timer_stop(node_loop(a->node), &w->timer);
+            return w;
+        }
+    return NULL;
+}
+
+static void wait_finish(struct wait *w, struct buf *out)
+{
+    w->done(w->ud, 0, (struct term){out->data, (uint32_t)out->len});
+    free(w);
+}
+
+static void wait_timeout(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct wait *w = t->ud;
+    struct apply *a = w->a;
+    if (wait_take(a, w->id) != w)
+        return;
+    buf_reset(&a->out);
+    if (enc_atom_pair(&a->out, "error", "timeout") == 0)
+        wait_finish(w, &a->out);
+    else
+        free(w);
+}
+
+/* Server waker: {ok, Value} for wait_for, {ok, released} for release. */
+static void wait_woken(void *ud, uint64_t id, int kind, struct term value)
+{
+    struct apply *a = ud;
+    struct wait *w = wait_take(a, id);
+    if (!w)
+        return;
+    buf_reset(&a->out);
+    int rc;
+    if (kind == STORE_WAIT_FOR) {
+        rc = enc_tuple(&a->out, 2);
+        if (!rc) rc = enc_atom(&a->out, "ok");
+        if (!rc) rc = enc_raw(&a->out, value);
+    } else {
+        rc = enc_atom_pair(&a->out, "ok", "released");
+    }
+    if (rc)
+        free(w);
+    else
+        wait_finish(w, &a->out);
+}
+
+static int arg_timeout(struct term t, int64_t *ms)
+{
+    if (term_is_atom(t.p, t.len, 0, "infinity")) {
+        *ms = -1;
+        return 0;
+    }
+    return arg_int(t, ms) || *ms < 0 ? -EINVAL : 0;
+}
+
+static int wait_start(struct apply *a, struct term key, int kind, int64_t timeout_ms,
+                      apply_done_fn done, void *ud)
+{
+    struct wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    int64_t now = loop_now(node_loop(a->node));
+    int64_t deadline = timeout_ms < 0 ? CLOCK_NEVER : clock_add(now, timeout_ms);
+    *w = (struct wait){.a = a, .id = ++a->next_wait, .kind = kind, .done = done, .ud = ud};
+    loop_timer_init(&w->timer, wait_timeout, w);
+    int rc = server_wait(a->server, key, kind, deadline, w->id);
+    if (!rc && deadline != CLOCK_NEVER)
+        rc = loop_timer_arm(node_loop(a->node), &w->timer, deadline);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    w->next = a->waits;
+    a->waits = w;
+    return 0;
+}
+
+/* locker:wait_for(Key, Timeout): {ok, Value} at once if held, else when
+ * written; {error, timeout}. */
+static int f_wait_for(struct apply *a, const struct call *c, apply_done_fn done, void *ud)
+{
+    int64_t t;
+    if (arg_timeout(c->args[1], &t))
+        return -EINVAL;
+    struct call rd = {.args = {c->args[0]}, .n = 1};
+    buf_reset(&a->out);
+    int rc = eval_req(a, "dirty_read", &rd);
+    if (rc)
+        return rc;
+    /* {error, not_found}: the atom follows the 2-byte tuple header. */
+    if (term_is_atom(a->out.data, a->out.len, 2, "error"))
+        return wait_start(a, c->args[0], STORE_WAIT_FOR, t, done, ud);
+    done(ud, 0, (struct term){a->out.data, (uint32_t)a->out.len});
+    return 0;
+}
+
+/* locker:wait_for_release(Key[, Timeout]): {error, key_not_locked} if not
+ * held; {ok, released} when released or expired; {error, timeout}. */
+static int f_wait_for_release(struct apply *a, const struct call *c, apply_done_fn done,
+                              void *ud)
+{
+    int64_t t = DEFAULT_TIMEOUT;
+    if (c->n == 2 && arg_timeout(c->args[1], &t))
+        return -EINVAL;
+    struct call rd = {.args = {c->args[0]}, .n = 1};
+    buf_reset(&a->out);
+    int rc = eval_req(a, "dirty_read", &rd);
+    if (rc)
+        return rc;
+    if (term_is_atom(a->out.data, a->out.len, 2, "error")) {
+        buf_reset(&a->out);
+        rc = enc_atom_pair(&a->out, "error", "key_not_locked");
+        if (!rc)
+            done(ud, 0, (struct term){a->out.data, (uint32_t)a->out.len});
+        return rc;
+    }
+    return wait_start(a, c->args[0], STORE_WAIT_RELEASE, t, done, ud);
+}
+
 /* Functions that finish later; NULL when (fun, arity) is not one. */
 static int async_call(struct apply *a, const char *fun, const struct call *c, apply_done_fn done,
                       void *ud, int *handled)
@@ -373,6 +519,10 @@ static int async_call(struct apply *a, const char *fun, const struct call *c, ap
         return f_cluster_call(a, c, done, ud);
     if (!strcmp(fun, "lag") && c->n == 0)
         return f_lag(a, done, ud);
+    if (!strcmp(fun, "wait_for") && c->n == 2)
+        return f_wait_for(a, c, done, ud);
+    if (!strcmp(fun, "wait_for_release") && (c->n == 1 || c->n == 2))
+        return f_wait_for_release(a, c, done, ud);
     *handled = 0;
     return 0;
 }
@@ -435,6 +585,7 @@ struct apply *apply_new(struct node *n, struct server *s)
         apply_free(a);
         return NULL;
     }
+    server_set_waker(s, wait_woken, a);
     return a;
 }
 
@@ -442,6 +593,15 @@ void apply_free(struct apply *a)
 {
     if (!a)
         return;
+    /* Waits still open at shutdown end now, so their callers' jobs are
+     * released (the node is still up: apply goes before it). */
+    while (a->waits) {
+        struct wait *w = a->waits;
+        a->waits = w->next;
+        loop_timer_stop(node_loop(a->node), &w->timer);
+        w->done(w->ud, -ECANCELED, (struct term){NULL, 0});
+        free(w);
+    }
     cproc_free(a->cproc);
     buf_free(&a->req);
     buf_free(&a->out);

@@ -80,7 +80,10 @@ static int enc_stack(struct buf *b, const struct job *j)
     return rc ? rc : enc_nil(b);
 }
 
-static const char *error_atom(int rc) { return rc == -ENOENT ? "undef" : "function_clause"; }
+static const char *error_atom(int rc)
+{
+    return rc == -ENOENT ? "undef" : rc == -ECANCELED ? "shutdown" : "function_clause";
+}
 
 /* erpc exit reason: {Res, return, V} | {Res, error, Reason, Stack} */
 static int enc_erpc_reason(struct buf *b, const struct job *j, int rc, struct term v)

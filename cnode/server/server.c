@@ -26,8 +26,9 @@
 #include "../core/log.h"
 #include "../repl/repl.h"
 #include "../store/store.h"
+#include "request.h"
 
-#define MAX_ARGS 5
+#define MAX_ARGS SERVER_REQ_MAX_ARGS
 #define NOT_FOUND_ATOM "\x77\x09not_found"
 
 struct server {
@@ -44,6 +45,8 @@ struct server {
     struct buf reply, entry, ctx;
     struct loop_timer expiry_timer;
     struct loop_timer push_timer;
+    server_wake_fn waker;
+    void *waker_ud;
 };
 
 struct req {
@@ -529,25 +532,12 @@ static const struct {
     {"dirty_read", 1, h_dirty_read},
 };
 
-/* Request term: an atom, or a tuple {Atom, Args...}. */
+/* Request term: an atom, or a tuple {Atom, Args...} (request.c). */
 static int req_parse(struct term t, struct req *r)
 {
-    size_t pos = 0;
     r->whole = t;
     r->nargs = 0;
-    int tag = term_peek(t.p, t.len, 0);
-    if (tag != TT_SMALL_TUPLE && tag != TT_LARGE_TUPLE)
-        return term_get_atom(t.p, t.len, &pos, r->op, sizeof r->op) || pos != t.len ? -EINVAL
-                                                                                   : 0;
-    uint32_t ar;
-    if (term_get_tuple(t.p, t.len, &pos, &ar) || ar < 1 || ar > MAX_ARGS + 1 ||
-        term_get_atom(t.p, t.len, &pos, r->op, sizeof r->op))
-        return -EINVAL;
-    for (uint32_t i = 0; i + 1 < ar; i++)
-        if (term_next(t.p, t.len, &pos, &r->args[i]))
-            return -EINVAL;
-    r->nargs = ar - 1;
-    return pos == t.len ? 0 : -EINVAL;
+    return server_decode_request(t, r->op, sizeof r->op, r->args, &r->nargs);
 }
 
 /* Run the handler for r; 1 = reply deferred, <0 = unknown/bad. */
@@ -673,11 +663,39 @@ static void replay(struct server *s, struct conn *c, struct term cast)
 
 /* ---- waking waiters ---- */
 
+/* Internal waiters (rpc callers): ctx = WAIT_INTERNAL:32 | Id:64; the
+ * waker finds its waiter by id, so a wake after it gave up finds nothing. */
+#define WAIT_INTERNAL 0xffffffffu
+
+int server_wait(struct server *s, struct term key_raw, int kind,
+                int64_t deadline, uint64_t id)
+{
+    struct term key;
+    if (canon(s, 0, key_raw, &key))
+        return -EINVAL;
+    uint8_t ctx[12];
+    put_u32(ctx, WAIT_INTERNAL);
+    put_u32(ctx + 4, (uint32_t)(id >> 32));
+    put_u32(ctx + 8, (uint32_t)id);
+    return store_waiter_add(s->store, key, (enum store_wait_kind)kind, deadline, ctx, sizeof ctx);
+}
+
+void server_set_waker(struct server *s, server_wake_fn fn, void *ud)
+{
+    s->waker = fn;
+    s->waker_ud = ud;
+}
+
 static void on_wake(void *ud, enum store_wait_kind kind, const void *ctx, size_t ctxlen,
                     struct term value)
 {
     struct server *s = ud;
     const uint8_t *p = ctx;
+    if (ctxlen == 12 && get_u32(p) == WAIT_INTERNAL) {
+        if (s->waker)
+            s->waker(s->waker_ud, (uint64_t)get_u32(p + 4) << 32 | get_u32(p + 8), kind, value);
+        return;
+    }
     if (ctxlen < 8)
         return;
     struct term pid = {p + 4, get_u32(p)};

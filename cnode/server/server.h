@@ -46,4 +46,12 @@ int server_is_master(const struct server *s);
  * requests that would wait (wait_for...). */
 int server_eval(struct server *s, struct term req, struct buf *out);
 
+/* Waiters for callers inside lockerd (rpc): wait on key (any encoding)
+ * until deadline; the waker gets (id, kind, value) when the key is
+ * written (STORE_WAIT_FOR) or released/expired (STORE_WAIT_RELEASE).
+ * Nothing is called at the deadline: the caller keeps its own timer. */
+typedef void (*server_wake_fn)(void *ud, uint64_t id, int kind, struct term value);
+int server_wait(struct server *s, struct term key, int kind, int64_t deadline, uint64_t id);
+void server_set_waker(struct server *s, server_wake_fn fn, void *ud);
+
 #endif

@@ -30,6 +30,8 @@ all() ->
      undefined_functions,
      bad_arguments,
      cast_runs_the_function,
+     wait_for_by_rpc,
+     wait_for_release_by_rpc,
      sbcast_jobs].
 
 init_per_suite(Config) ->
@@ -198,3 +200,43 @@ sbcast_jobs(Config) ->
     Ghost = lockerd_ct:node_name(lockerd_ct:unique_name("nosuchnode")),
     ?assertEqual({[], [first(Config)]}, rpc:sbcast([first(Config)], no_such_name, x)),
     ?assertEqual({[first(Config)], [Ghost]}, rpc:sbcast([first(Config), Ghost], locker, x)).
+
+%% locker:wait_for/2 on lockerd: at once when held, else when written;
+%% {error, timeout} otherwise.
+wait_for_by_rpc(Config) ->
+    K = key(Config),
+    L = first(Config),
+    ?assertEqual({error, timeout}, rpc:call(L, locker, wait_for, [K, 300])),
+    Waiter = spawn_call(fun() -> rpc:call(L, locker, wait_for, [K, 10000]) end),
+    timer:sleep(200),
+    ?assertMatch({ok, ?W, 3, 3}, lkr:lock(K, <<"here">>, 10000)),
+    ?assertEqual({ok, <<"here">>}, await(Waiter, 5000)),
+    ?assertEqual({ok, <<"here">>}, rpc:call(L, locker, wait_for, [K, 0])).
+
+%% locker:wait_for_release/1,2 on lockerd: key_not_locked when not held,
+%% {ok, released} on release or expiry, {error, timeout} otherwise.
+wait_for_release_by_rpc(Config) ->
+    K = key(Config),
+    L = first(Config),
+    ?assertEqual({error, key_not_locked}, rpc:call(L, locker, wait_for_release, [K])),
+    ?assertMatch({ok, ?W, 3, 3}, lkr:lock(K, v, 10000)),
+    ?assertEqual({error, timeout}, rpc:call(L, locker, wait_for_release, [K, 300])),
+    Waiter = spawn_call(fun() -> rpc:call(L, locker, wait_for_release, [K, 10000]) end),
+    timer:sleep(200),
+    ?assertMatch({ok, ?W, 3, 3}, lkr:release(K, v)),
+    ?assertEqual({ok, released}, await(Waiter, 5000)),
+    %% Expiry releases too.
+    K2 = {K, 2},
+    ?assertMatch({ok, ?W, 3, 3}, lkr:lock(K2, v, 1000)),
+    ?assertEqual({ok, released}, rpc:call(L, locker, wait_for_release, [K2, 10000])).
+
+spawn_call(Fun) ->
+    Parent = self(),
+    Ref = make_ref(),
+    spawn(fun() -> Parent ! {Ref, catch Fun()} end),
+    Ref.
+
+await(Ref, Timeout) ->
+    receive {Ref, Result} -> Result
+    after Timeout -> ct:fail({no_result_within, Timeout})
+    end.
