@@ -389,17 +389,6 @@ void lkc_close(lkc *c)
 
 /* ---- start-up ---- */
 
-static int short_host(char *out, size_t cap)
-{
-    if (gethostname(out, cap) < 0)
-        return -errno;
-    out[cap - 1] = 0;
-    char *dot = strchr(out, '.');
-    if (dot)
-        *dot = 0;
-    return 0;
-}
-
 /* "alive@host" as given, "alive" + short host, or a name of this process.
  * The counter keeps two handles of one process apart in epmd. */
 static int node_name_of(const char *want, char *out, size_t cap)
@@ -409,7 +398,7 @@ static int node_name_of(const char *want, char *out, size_t cap)
     char host[200], alive[64];
     if (want && strchr(want, '@'))
         return snprintf(out, cap, "%s", want) < (int)cap ? 0 : -EINVAL;
-    if (short_host(host, sizeof host))
+    if (cookie_short_host(host, sizeof host))
         return -EINVAL;
     if (!want || !*want) {
         if (n)

@@ -111,17 +111,6 @@ static int parse_list(const char *s, char ***out, size_t *count)
     return 0;
 }
 
-static int short_host(char *out, size_t cap)
-{
-    if (gethostname(out, cap) < 0)
-        return -errno;
-    out[cap - 1] = 0;
-    char *dot = strchr(out, '.');
-    if (dot)
-        *dot = 0;
-    return 0;
-}
-
 static int need(int i, int argc, char **argv)
 {
     if (i + 1 >= argc) {
@@ -156,7 +145,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         if (!strcmp(a, "-sname")) {
             if (strchr(val, '@'))
                 bad = snprintf(o->name, sizeof o->name, "%s", val) >= (int)sizeof o->name;
-            else if (short_host(host, sizeof host) == 0)
+            else if (cookie_short_host(host, sizeof host) == 0)
                 bad = snprintf(o->name, sizeof o->name, "%s@%s", val, host) >= (int)sizeof o->name;
         } else if (!strcmp(a, "-name")) {
             bad = !strchr(val, '@') ||
@@ -233,7 +222,7 @@ int main(int argc, char **argv)
     log_set_level(o.level);
     if (!o.name[0]) {
         char host[200];
-        if (short_host(host, sizeof host)) {
+        if (cookie_short_host(host, sizeof host)) {
             fprintf(stderr, "lockerd: cannot read the host name\n");
             return 2;
         }

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,4 +67,15 @@ int cookie_read(char *out, size_t cap)
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
         out[--n] = 0;
     return n ? 0 : -EINVAL;
+}
+
+int cookie_short_host(char *out, size_t cap)
+{
+    if (gethostname(out, cap) < 0)
+        return -errno;
+    out[cap - 1] = 0;
+    char *dot = strchr(out, '.');
+    if (dot)
+        *dot = 0;
+    return 0;
 }
