@@ -460,6 +460,19 @@ static int wait_start(struct apply *a, struct term key, int kind, int64_t timeou
     return 0;
 }
 
+/* The local table's {ok, Value} | {error, not_found} for key into a->out:
+ * 1 held, 0 not, or -errno. */
+static int local_read(struct apply *a, struct term key)
+{
+    struct call rd = {.args = {key}, .n = 1};
+    buf_reset(&a->out);
+    int rc = eval_req(a, "dirty_read", &rd);
+    if (rc)
+        return rc;
+    /* {error, not_found}: the atom follows the 2-byte tuple header. */
+    return !term_is_atom(a->out.data, a->out.len, 2, "error");
+}
+
 /* locker:wait_for(Key, Timeout): {ok, Value} at once if held, else when
  * written; {error, timeout}. */
 static int f_wait_for(struct apply *a, const struct call *c, apply_done_fn done, void *ud)
@@ -467,13 +480,10 @@ static int f_wait_for(struct apply *a, const struct call *c, apply_done_fn done,
     int64_t t;
     if (arg_timeout(c->args[1], &t))
         return -EINVAL;
-    struct call rd = {.args = {c->args[0]}, .n = 1};
-    buf_reset(&a->out);
-    int rc = eval_req(a, "dirty_read", &rd);
-    if (rc)
+    int rc = local_read(a, c->args[0]);
+    if (rc < 0)
         return rc;
-    /* {error, not_found}: the atom follows the 2-byte tuple header. */
-    if (term_is_atom(a->out.data, a->out.len, 2, "error"))
+    if (!rc)
         return wait_start(a, c->args[0], STORE_WAIT_FOR, t, done, ud);
     done(ud, 0, (struct term){a->out.data, (uint32_t)a->out.len});
     return 0;
@@ -487,12 +497,10 @@ static int f_wait_for_release(struct apply *a, const struct call *c, apply_done_
     int64_t t = DEFAULT_TIMEOUT;
     if (c->n == 2 && arg_timeout(c->args[1], &t))
         return -EINVAL;
-    struct call rd = {.args = {c->args[0]}, .n = 1};
-    buf_reset(&a->out);
-    int rc = eval_req(a, "dirty_read", &rd);
-    if (rc)
+    int rc = local_read(a, c->args[0]);
+    if (rc < 0)
         return rc;
-    if (term_is_atom(a->out.data, a->out.len, 2, "error")) {
+    if (!rc) {
         buf_reset(&a->out);
         rc = enc_atom_pair(&a->out, "error", "key_not_locked");
         if (!rc)
