@@ -116,7 +116,8 @@ int term_canon_span(const uint8_t *in, size_t len, size_t *pos, struct buf *out,
 int term_get_tuple(const uint8_t *in, size_t len, size_t *pos, uint32_t *arity);
 int term_get_list(const uint8_t *in, size_t len, size_t *pos, uint32_t *count); /* LIST_EXT header or NIL (count 0); STRING_EXT is -EINVAL here */
 /* Atom of any encoding into out (UTF-8, NUL-terminated); cap >= 256*4+1 is
- * always enough. -ENOSPC if it does not fit. */
+ * always enough. -ENOSPC if it does not fit; -EINVAL for an atom containing
+ * a NUL character, which no C string can hold. */
 int term_get_atom(const uint8_t *in, size_t len, size_t *pos, char *out, size_t cap);
 /* Integer of any encoding that fits in int64 (-ERANGE otherwise). */
 int term_get_int64(const uint8_t *in, size_t len, size_t *pos, int64_t *v);

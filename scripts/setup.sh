@@ -11,7 +11,9 @@ PKGS=(
   erlang-common-test erlang-eunit erlang-tools
   rebar3 elixir                  # Common Test runner, ExUnit
   libcmocka-dev                  # C unit tests
+  clang libclang-rt-14-dev       # libFuzzer (make fuzz, make fuzz-smoke)
   procps iproute2                # pgrep/kill, ip (test helpers)
+  gnuplot-nox                    # make bench: latency plots
 )
 
 missing=()

@@ -24,7 +24,8 @@ void buf_init(struct buf *b);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);                 /* empty, keep storage */
 static inline size_t buf_size(const struct buf *b) { return b->len - b->off; }
-static inline uint8_t *buf_head(const struct buf *b) { return b->data + b->off; }
+/* NULL for a never-allocated buf (NULL + 0 is undefined in C). */
+static inline uint8_t *buf_head(const struct buf *b) { return b->data ? b->data + b->off : NULL; }
 int buf_reserve(struct buf *b, size_t extra);  /* room for extra more bytes */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_put_u8(struct buf *b, uint8_t v);

@@ -271,6 +271,28 @@ static void test_spawn_request_reply_encode(void **st)
     buf_free(&b);
 }
 
+/* Found by fuzzing (test/fuzz/regress/ctrl): atoms holding a NUL are legal
+ * in Erlang but used to be read cut at the NUL, so a REG_SEND to
+ * 'locker\0x' was delivered to locker and a pid of node 'a@b\0c' was
+ * routed as one of node 'a@b'. Both are now refused, not cut short. */
+static void test_atoms_with_nul(void **st)
+{
+    (void)st;
+    static const uint8_t reg_send_nul[] = {
+        112, 131, 104, 4, 97, 6,
+        88, 100, 0, 13, 'n', 'o', 'n', 'o', 'd', 'e', '@', 'n', 'o', 'h', 'o', 's', 't',
+        0, 0, 0, 85, 0, 0, 0, 0, 0, 0, 0, 0,
+        100, 0, 0, 100, 0, 8, 'l', 'o', 'c', 'k', 'e', 'r', 0, 'x',
+        131, 100, 0, 1, 'x'};
+    static const uint8_t pid_nul[] = {88, 100, 0, 5, 'a', '@', 'b', 0, 'c', 0, 0, 0, 1,
+                                      0, 0, 0, 0, 0, 0, 0, 0};
+    struct ctrl c;
+    const char *why;
+    assert_int_equal(DEC(reg_send_nul, &c), -EINVAL);
+    char node[CTRL_NAME_MAX];
+    assert_int_equal(ctrl_term_node(span(pid_nul, sizeof pid_nul), node, sizeof node), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_gen_envelopes),  cmocka_unit_test(test_encode_roundtrip),
         cmocka_unit_test(test_spawn_request_reply_encode),
+        cmocka_unit_test(test_atoms_with_nul),
     };
     return cmocka_run_group_tests_name("ctrl", tests, NULL, NULL);
 }

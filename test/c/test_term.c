@@ -962,6 +962,29 @@ static void test_get_atom(void **state)
     assert_int_equal(term_get_atom(bad, 3, &pos, out, sizeof out), -EINVAL);
 }
 
+/* Found by fuzzing (test/fuzz/regress/term): an atom with a NUL character
+ * used to come out of term_get_atom cut at the NUL, so 'locker\0x' read as
+ * 'locker' (a REG_SEND routed, a request op matched, by the wrong name). */
+static void test_get_atom_nul(void **state)
+{
+    (void)state;
+    const struct vec with_nul[] = {V(115, 1, 0), V(100, 0, 2, 'a', 0), V(119, 3, 'a', 0, 'b'),
+                                   V(118, 0, 8, 'l', 'o', 'c', 'k', 'e', 'r', 0, 'x')};
+    char out[256 * 4 + 1];
+    for (size_t i = 0; i < sizeof with_nul / sizeof with_nul[0]; i++) {
+        size_t pos = 0;
+        assert_int_equal(term_get_atom(with_nul[i].p, with_nul[i].n, &pos, out, sizeof out),
+                         -EINVAL);
+        assert_int_equal(pos, 0);
+        /* Still a valid term (BEAM has such atoms): only the C-string
+         * decoder refuses it. */
+        assert_int_equal(term_skip(with_nul[i].p, with_nul[i].n, &pos), 0);
+        assert_int_equal(pos, with_nul[i].n);
+        assert_int_equal(term_is_atom(with_nul[i].p, with_nul[i].n, 0, "a"), 0);
+    }
+    assert_int_equal(term_is_atom(with_nul[3].p, with_nul[3].n, 0, "locker"), 0);
+}
+
 static void test_is_atom(void **state)
 {
     (void)state;
@@ -1147,6 +1170,7 @@ int main(void)
         cmocka_unit_test(test_get_tuple),
         cmocka_unit_test(test_get_list),
         cmocka_unit_test(test_get_atom),
+        cmocka_unit_test(test_get_atom_nul),
         cmocka_unit_test(test_is_atom),
         cmocka_unit_test(test_get_int64),
         cmocka_unit_test(test_hash_basics),
