@@ -26,6 +26,8 @@
  */
 #include "store_int.h"
 
+#include <sys/random.h>
+
 #include <errno.h>
 
 #include "../core/clock.h"
@@ -65,7 +67,10 @@ struct store *store_new(const struct store_cfg *cfg)
         return NULL;
     if (cfg)
         s->cfg = *cfg;
-    table_init(&s->leases, lease_table_key);
+    s->seed = s->cfg.hash_seed;
+    if (!s->seed && getrandom(&s->seed, sizeof s->seed, 0) != sizeof s->seed)
+        s->seed = (uint64_t)(uintptr_t)s ^ 0x9e3779b97f4a7c15ull; /* ASLR at least */
+    table_init(&s->leases, lease_table_key, s->seed);
     timeq_init(&s->lease_q);
     if (table_reserve(&s->leases))
         goto fail;
@@ -149,7 +154,7 @@ static struct lease *lease_set_value(struct store *s, struct lease *l, struct le
 
 int store_lease_get(const struct store *s, struct term key, struct term *val, int64_t *expire_at)
 {
-    const struct lease *l = lease_live(s, key, store__hash(key));
+    const struct lease *l = lease_live(s, key, store__hash(s, key));
     if (!l)
         return -ENOENT;
     if (val)
@@ -179,7 +184,7 @@ static int lease_insert(struct store *s, struct term key, uint64_t h, struct ter
 
 int store_lease_put(struct store *s, struct term key, struct term val, int64_t expire_at)
 {
-    uint64_t h = store__hash(key);
+    uint64_t h = store__hash(s, key);
     struct lease *l = lease_find(s, key, h);
     if (!l)
         return lease_insert(s, key, h, val, expire_at);
@@ -198,7 +203,7 @@ int store_lease_put(struct store *s, struct term key, struct term val, int64_t e
 
 int store_lease_update(struct store *s, struct term key, struct term val)
 {
-    uint64_t h = store__hash(key);
+    uint64_t h = store__hash(s, key);
     struct lease *l = lease_live(s, key, h);
     if (!l)
         return -ENOENT;
@@ -213,7 +218,7 @@ int store_lease_update(struct store *s, struct term key, struct term val)
 
 int store_lease_delete(struct store *s, struct term key)
 {
-    uint64_t h = store__hash(key);
+    uint64_t h = store__hash(s, key);
     struct lease *l = lease_live(s, key, h);
     if (!l)
         return -ENOENT;
@@ -229,7 +234,7 @@ size_t store_lease_count(const struct store *s) { return timeq_count(&s->lease_q
 static void lease_expire(struct store *s, struct timeq_node *n)
 {
     struct lease *l = store__of(n, struct lease, tq);
-    uint64_t h = store__hash(lease_key(l));
+    uint64_t h = store__hash(s, lease_key(l));
     store__wake(s, lease_key(l), h, STORE_WAIT_RELEASE, l->tq.at, no_value);
     lease_drop(s, l, h);
 }

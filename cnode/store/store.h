@@ -48,6 +48,7 @@ typedef void (*store_wake_fn)(void *ud, enum store_wait_kind kind, const void *c
 struct store_cfg {
     store_wake_fn on_wake; /* may be NULL */
     void *ud;
+    uint64_t hash_seed;    /* 0: a random seed from the kernel */
 };
 
 struct store;

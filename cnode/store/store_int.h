@@ -28,6 +28,7 @@
 
 struct store {
     struct store_cfg cfg;
+    uint64_t seed;        /* of every key/tag hash: random per store */
     int64_t now;
     struct table leases;  /* struct lease by key */
     struct timeq lease_q; /* struct lease by expire_at */
@@ -43,7 +44,12 @@ struct store {
 #define store__of_const(ptr, type, member) \
     ((const type *)(const void *)((const char *)(ptr) - offsetof(type, member)))
 
-static inline uint64_t store__hash(struct term t) { return term_hash(t.p, t.len); }
+/* Seeded so that keys colliding in one lockerd process cannot be computed
+ * offline by a peer that wants long hash chains. */
+static inline uint64_t store__hash(const struct store *s, struct term t)
+{
+    return term_hash_seed(t.p, t.len, s->seed);
+}
 
 /* Bytes an n-byte malloc really occupies, modelled on glibc (8-byte header,
  * 16-byte granules, 32-byte minimum); close enough for other allocators. */

@@ -22,10 +22,11 @@
 #define TABLE_MAX_LOAD 2
 #define TABLE_STEP 8
 
-void table_init(struct table *t, table_key_fn key)
+void table_init(struct table *t, table_key_fn key, uint64_t seed)
 {
     memset(t, 0, sizeof *t);
     t->key = key;
+    t->seed = seed;
 }
 
 void table_fini(struct table *t)
@@ -34,7 +35,7 @@ void table_fini(struct table *t)
         return;
     free(t->b[0]);
     free(t->b[1]);
-    table_init(t, t->key);
+    table_init(t, t->key, t->seed);
 }
 
 static struct table_node **bucket(const struct table *t, int i, uint64_t hash)
@@ -88,7 +89,7 @@ static void rehash_step(struct table *t)
         while (n) {
             struct table_node *next = n->next;
             struct term k = t->key(n);
-            struct table_node **slot = bucket(t, 1, term_hash(k.p, k.len));
+            struct table_node **slot = bucket(t, 1, term_hash_seed(k.p, k.len, t->seed));
             n->next = *slot;
             *slot = n;
             t->used[0]--;

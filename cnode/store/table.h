@@ -3,7 +3,7 @@
  *
  * Model. An entry embeds a struct table_node; the table links and unlinks
  * nodes but never allocates or frees them, only its bucket arrays. A key
- * function maps a node to its key bytes; callers pass the key's term_hash()
+ * function maps a node to its key bytes; callers pass the key's seeded hash
  * with each call, so a store operation hashes its key once. Keys are unique
  * unless the caller chooses otherwise (the table does not check).
  *
@@ -40,9 +40,12 @@ struct table {
     size_t used[2];           /* nodes in each array */
     size_t rehash;            /* next bucket of b[0] to move */
     table_key_fn key;
+    uint64_t seed;            /* term_hash_seed seed of the hashes passed in */
 };
 
-void table_init(struct table *t, table_key_fn key);
+/* seed: the seed of the term_hash_seed() hashes callers pass (the table
+ * rehashes with it when it grows). */
+void table_init(struct table *t, table_key_fn key, uint64_t seed);
 /* Free the bucket arrays; nodes belong to the caller. NULL ok. */
 void table_fini(struct table *t);
 

@@ -44,7 +44,7 @@ static struct term wkey_key(const struct table_node *n)
 
 int store__waiters_init(struct store *s)
 {
-    table_init(&s->wkeys, wkey_key);
+    table_init(&s->wkeys, wkey_key, s->seed);
     timeq_init(&s->waiter_q);
     return table_reserve(&s->wkeys);
 }
@@ -81,7 +81,7 @@ static void wkey_free(struct store *s, struct wkey *wk, uint64_t h)
 static void wkey_free_if_empty(struct store *s, struct wkey *wk)
 {
     if (!wk->head[0] && !wk->head[1])
-        wkey_free(s, wk, store__hash(wkey_key(&wk->link)));
+        wkey_free(s, wk, store__hash(s, wkey_key(&wk->link)));
 }
 
 static void waiter_unlink(struct waiter *w)
@@ -111,7 +111,7 @@ int store_waiter_add(struct store *s, struct term key, enum store_wait_kind kind
     struct waiter *w = store__alloc(s, waiter_size((uint32_t)ctxlen));
     if (!w)
         return -ENOMEM;
-    uint64_t h = store__hash(key);
+    uint64_t h = store__hash(s, key);
     struct wkey *wk = wkey_find(s, key, h);
     if (!wk && !(wk = wkey_new(s, key, h))) {
         store__release(s, w, waiter_size((uint32_t)ctxlen));

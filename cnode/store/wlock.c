@@ -50,8 +50,8 @@ static struct term wtag_table_key(const struct table_node *n)
 
 int store__wlocks_init(struct store *s)
 {
-    table_init(&s->wlocks, wlock_table_key);
-    table_init(&s->wtags, wtag_table_key);
+    table_init(&s->wlocks, wlock_table_key, s->seed);
+    table_init(&s->wtags, wtag_table_key, s->seed);
     timeq_init(&s->wlock_q);
     if (table_reserve(&s->wlocks) || table_reserve(&s->wtags))
         return -ENOMEM;
@@ -72,7 +72,7 @@ static struct wtag *wtag_find(const struct store *s, struct term tag, uint64_t h
 
 static struct wtag *wtag_get(struct store *s, struct term tag)
 {
-    uint64_t h = store__hash(tag);
+    uint64_t h = store__hash(s, tag);
     struct wtag *t = wtag_find(s, tag, h);
     if (t)
         return t;
@@ -88,7 +88,7 @@ static struct wtag *wtag_get(struct store *s, struct term tag)
 static void wlock_drop(struct store *s, struct wlock *l)
 {
     struct wtag *t = l->tag;
-    table_remove(&s->wlocks, &l->link, store__hash(wlock_key(l)));
+    table_remove(&s->wlocks, &l->link, store__hash(s, wlock_key(l)));
     timeq_remove(&s->wlock_q, &l->tq);
     if (l->tprev)
         l->tprev->tnext = l->tnext;
@@ -97,7 +97,7 @@ static void wlock_drop(struct store *s, struct wlock *l)
     if (l->tnext)
         l->tnext->tprev = l->tprev;
     if (!t->head) {
-        table_remove(&s->wtags, &t->link, store__hash(wtag_term(t)));
+        table_remove(&s->wtags, &t->link, store__hash(s, wtag_term(t)));
         store__release(s, t, wtag_size(t->len));
     }
     store__release(s, l, wlock_size(l->tq.aux));
@@ -105,7 +105,7 @@ static void wlock_drop(struct store *s, struct wlock *l)
 
 int store_wlock_get(const struct store *s, struct term key, struct term *tag, int64_t *expire_at)
 {
-    struct wlock *l = wlock_find(s, key, store__hash(key));
+    struct wlock *l = wlock_find(s, key, store__hash(s, key));
     if (!l || l->tq.at <= s->now)
         return -ENOENT;
     if (tag)
@@ -121,7 +121,7 @@ int store_wlock_get(const struct store *s, struct term key, struct term *tag, in
  * the group survives even when the expired lock carried the same tag. */
 int store_wlock_add(struct store *s, struct term key, struct term tag, int64_t expire_at)
 {
-    uint64_t h = store__hash(key);
+    uint64_t h = store__hash(s, key);
     struct wlock *old = wlock_find(s, key, h);
     if (old && old->tq.at > s->now)
         return -EEXIST;
@@ -154,7 +154,7 @@ int store_wlock_add(struct store *s, struct term key, struct term tag, int64_t e
 
 int store_wlock_drop_tag(struct store *s, struct term tag)
 {
-    struct wtag *t = wtag_find(s, tag, store__hash(tag));
+    struct wtag *t = wtag_find(s, tag, store__hash(s, tag));
     if (!t)
         return -ENOENT;
     int live = 0;

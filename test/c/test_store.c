@@ -569,7 +569,7 @@ static void test_table_incremental(void **state)
     struct tnode *nodes = calloc(N, sizeof *nodes);
     assert_non_null(nodes);
     struct table t;
-    table_init(&t, tnode_key);
+    table_init(&t, tnode_key, 0);
     int rehashes = 0, was = 0;
     size_t started_at = 0;
     for (uint32_t i = 0; i < N; i++) {
