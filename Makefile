@@ -168,3 +168,9 @@ fuzz: fuzz-build
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=10
+
+# Benchmarks: lockerd vs the BEAM locker server (bench/run.sh; README
+# "Benchmarks"). BENCH_RUNS, BENCH_SECONDS, BENCH_QUICK=1 configure it.
+.PHONY: bench
+bench: all
+	bench/run.sh

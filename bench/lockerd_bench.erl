@@ -1,0 +1,587 @@
+%% `make bench`: lockerd and the BEAM locker server (lkr_server) side by
+%% side. For each run and each cluster kind (lockerd, beam) it starts three
+%% masters (W=2), a BEAM client node (lkr_server as a non-master + lkr) and
+%% the C load generator (bench/lkc_bench.c), runs the scenarios, stops
+%% everything, and at the end prints a table and writes
+%% bench/results/latest.json (median, min, max and every run's raw figure;
+%% each ratio lockerd/beam is taken within one run).
+%%
+%% Configuration (environment): BENCH_RUNS (3), BENCH_SECONDS (10 per
+%% measured phase), BENCH_QUICK=1 (tiny sizes, 1 s phases unless
+%% BENCH_SECONDS is set), BENCH_LEASES (the large lease count, 1000000;
+%% the small one is a tenth of it), BENCH_CONC ("1,16,64,256"),
+%% BENCH_SCENARIOS ("1,2,3,4,5,6"), BENCH_OUT (bench/results),
+%% LKC_BENCH_BIN (the C generator), LOCKERD_BIN.
+%%
+%% Started by bench/run.sh; node handles and process control come from
+%% test/erlang/lockerd_ct.erl. Only processes started here are stopped.
+-module(lockerd_bench).
+
+-export([main/0, plots/1]).
+
+-define(CALL_SLACK, 120000).
+
+main() ->
+    try run() of
+        ok -> halt(0)
+    catch
+        C:E:St ->
+            io:format(standard_error, "bench failed: ~p:~p~n~p~n", [C, E, St]),
+            halt(1)
+    end.
+
+%%--------------------------------------------------------------------
+%% Configuration
+
+config() ->
+    Quick = env("BENCH_QUICK", "0") =:= "1",
+    Big = list_to_integer(env("BENCH_LEASES", case Quick of true -> "20000"; false -> "1000000" end)),
+    Secs = list_to_float_any(env("BENCH_SECONDS", case Quick of true -> "1"; false -> "10" end)),
+    Root = lockerd_ct:repo_root(),
+    Out = env("BENCH_OUT", filename:join([Root, "bench", "results"])),
+    #{runs => list_to_integer(env("BENCH_RUNS", "3")),
+      seconds => Secs,
+      %% scenario 6 takes ~90 ms per sample: at least 10 s for a p99
+      vis_seconds => case Quick of true -> 2.0; false -> max(10.0, Secs) end,
+      quick => Quick,
+      leases => [max(1, Big div 10), Big],
+      conc => [list_to_integer(C) || C <- string:lexemes(env("BENCH_CONC", "1,16,64,256"), ",")],
+      scenarios => [list_to_integer(C) || C <- string:lexemes(env("BENCH_SCENARIOS", "1,2,3,4,5,6"), ",")],
+      out => Out,
+      log_dir => filename:join(Out, "logs"),
+      lkc_bench => env("LKC_BENCH_BIN", filename:join([Root, "build", "bench", "lkc_bench"])),
+      cap_nodes => 2, cap_procs => 8, cap_batch => 32,
+      insert => {4, 500}}.
+
+env(Name, Default) ->
+    case os:getenv(Name) of
+        V when is_list(V), V =/= "" -> V;
+        _ -> Default
+    end.
+
+list_to_float_any(S) ->
+    case string:to_float(S) of
+        {F, []} -> F;
+        _ -> float(list_to_integer(S))
+    end.
+
+%%--------------------------------------------------------------------
+%% Driver
+
+run() ->
+    Cfg = #{runs := Runs, out := Out} = config(),
+    ok = filelib:ensure_dir(filename:join([maps:get(log_dir, Cfg), "x"])),
+    lockerd_ct:ensure_epmd(),
+    say("config: ~p", [maps:without([log_dir], Cfg)]),
+    RunMaps = [begin
+                   say("=== run ~p of ~p", [R, Runs]),
+                   one_run(R, Cfg)
+               end || R <- lists:seq(1, Runs)],
+    Agg = aggregate(RunMaps),
+    Json = #{config => cfg_json(Cfg),
+             headline => headline(Agg),
+             figures => Agg},
+    File = filename:join(Out, "latest.json"),
+    ok = file:write_file(File, [json(Json), $\n]),
+    Table = table(Agg, Cfg),
+    ok = file:write_file(filename:join(Out, "latest.txt"), Table),
+    io:format("~n~s~nwrote ~s~n", [Table, File]),
+    plots(Cfg),
+    ok.
+
+cfg_json(Cfg) ->
+    maps:with([runs, seconds, vis_seconds, quick, leases, conc, scenarios, cap_nodes, cap_procs, cap_batch,
+               insert], Cfg).
+
+one_run(Run, Cfg) ->
+    L = cluster_run(lockerd, Run, Cfg),
+    B = cluster_run(beam, Run, Cfg),
+    Figs = maps:merge(prefix("lockerd.", L), prefix("beam.", B)),
+    maps:merge(Figs, ratios(L, B)).
+
+prefix(P, M) ->
+    maps:from_list([{P ++ K, V} || {K, V} <- maps:to_list(M)]).
+
+%% Every figure present for both kinds gets a ratio lockerd/beam.
+ratios(L, B) ->
+    maps:from_list([{"ratio." ++ K, V / maps:get(K, B)}
+                    || {K, V} <- maps:to_list(L), is_number(V),
+                       is_number(maps:get(K, B, undefined)), maps:get(K, B) /= 0]
+                   ++ c_ratio(L, B)).
+
+%% C-library clients on lockerd over BEAM clients on BEAM masters.
+c_ratio(L, B) ->
+    [{"ratio.c_lockerd_over_beamclients_beam.c" ++ integer_to_list(N) ++ ".pairs_per_s",
+      V / maps:get("s1.beam_clients.c" ++ integer_to_list(N) ++ ".pairs_per_s", B)}
+     || N <- [1, 16, 64, 256],
+        {ok, V} <- [maps:find("s1.c_client.c" ++ integer_to_list(N) ++ ".pairs_per_s", L)],
+        maps:get("s1.beam_clients.c" ++ integer_to_list(N) ++ ".pairs_per_s", B, 0) > 0].
+
+cluster_run(Kind, Run, Cfg) ->
+    Tag = lists:concat([Kind, Run, "_", os:getpid()]),
+    MNames = [lists:concat(["bm", I, "_", Tag]) || I <- [1, 2, 3]],
+    Masters = [lockerd_ct:node_name(N) || N <- MNames],
+    LogDir = maps:get(log_dir, Cfg),
+    say("--- ~s cluster (run ~p): ~p", [Kind, Run, Masters]),
+    MH = [start_node(Kind, N, {2, Masters, []}, LogDir) || N <- MNames],
+    Client = lockerd_ct:start_beam_node("bcl_" ++ Tag, {2, Masters, []}, peer_opts()),
+    Handles = [Client | MH],
+    Ctx = #{kind => Kind, run => Run, tag => Tag, masters => Masters, mh => MH,
+            client => Client, cfg => Cfg, log_dir => LogDir},
+    try
+        lists:foldl(fun(S, Acc) ->
+                            case lists:member(S, maps:get(scenarios, Cfg)) of
+                                true ->
+                                    T0 = erlang:monotonic_time(millisecond),
+                                    R = scenario(S, Ctx#{acc => Acc}),
+                                    say("  scenario ~p on ~s: ~.1f s", [S, Kind,
+                                         (erlang:monotonic_time(millisecond) - T0) / 1000]),
+                                    maps:merge(Acc, R);
+                                false ->
+                                    Acc
+                            end
+                    end, #{}, [1, 2, 3, 4, 5, 6])
+    after
+        lockerd_ct:stop_all(Handles)
+    end.
+
+start_node(lockerd, Name, {W, Masters, Replicas}, LogDir) ->
+    lockerd_ct:start_lockerd(Name, #{masters => Masters, replicas => Replicas, w => W,
+                                     log_dir => LogDir, log_level => "warn"});
+start_node(beam, Name, Meta, _LogDir) ->
+    lockerd_ct:start_beam_node(Name, Meta, peer_opts()).
+
+%% Peers are stopped and started all the time: keep global from
+%% disconnecting the others when one goes.
+peer_opts() ->
+    #{args => ["-kernel", "prevent_overlapping_partitions", "false"]}.
+
+%%--------------------------------------------------------------------
+%% Scenarios; each returns a flat map "sN.what" => number.
+
+%% 1. lock+release pairs, distinct keys: BEAM client processes, then the C
+%% client library with N pairs in flight.
+scenario(1, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
+    Secs = maps:get(seconds, Cfg),
+    Beam = lists:foldl(
+             fun(N, Acc) ->
+                     LatFile = sample_file(Ctx, "beam_clients", N),
+                     R = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
+                     say("  s1 ~s beam clients c~p: ~.1f pairs/s p50 ~p us p99 ~p us",
+                         [maps:get(kind, Ctx), N, maps:get(pairs_per_s, R),
+                          maps:get(p50_us, R), maps:get(p99_us, R)]),
+                     maps:merge(Acc, pick("s1.beam_clients.c" ++ integer_to_list(N),
+                                          R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
+                                              errors]))
+             end, #{}, maps:get(conc, Cfg)),
+    C = lists:foldl(
+          fun(N, Acc) ->
+                  R = lkc_bench(Ctx, ["--inflight", integer_to_list(N)]
+                                ++ case sample_file(Ctx, "c_client", N) of
+                                       undefined -> [];
+                                       F -> ["--latencies", F]
+                                   end),
+                  say("  s1 ~s C client inflight ~p: ~.1f pairs/s p50 ~p us p99 ~p us (~s)",
+                      [maps:get(kind, Ctx), N, maps:get("pairs_per_s", R, 0.0),
+                       maps:get("lock_p50_us", R, 0), maps:get("lock_p99_us", R, 0),
+                       maps:get("first_error", R, "")]),
+                  maps:merge(Acc, pick("s1.c_client.c" ++ integer_to_list(N), R,
+                                       ["pairs_per_s", "lock_p50_us", "lock_p99_us",
+                                        "lock_p999_us", "lock_max_us", "errors"]))
+          end, #{}, maps:get(conc, Cfg)),
+    maps:merge(Beam, C);
+
+%% 2. contention: 16 clients over 10 keys.
+scenario(2, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
+    Secs = maps:get(seconds, Cfg),
+    B = erpc:call(CN, bench_load, contention, [16, 10, Secs], call_to(Secs)),
+    C = lkc_bench(Ctx, ["--inflight", "16", "--keys", "10"]),
+    say("  s2 ~s: beam clients ~.1f locks/s no_quorum ~.3f; C ~.1f locks/s no_quorum ~.3f",
+        [maps:get(kind, Ctx), maps:get(locks_ok_per_s, B), maps:get(no_quorum_rate, B),
+         maps:get("locks_ok_per_s", C, 0.0), maps:get("no_quorum_rate", C, 0.0)]),
+    maps:merge(pick("s2.beam_clients", B, [locks_ok_per_s, no_quorum_rate, other_errors]),
+               pick("s2.c_client", C, ["locks_ok_per_s", "no_quorum_rate", "errors"]));
+
+%% 3. one master flooded by cap_nodes BEAM nodes x cap_procs processes.
+scenario(3, #{masters := [M | _], mh := [MH | _], tag := Tag, cfg := Cfg} = Ctx) ->
+    Secs = maps:get(seconds, Cfg),
+    Loaders = [lockerd_ct:start_peer(lists:concat(["bld", I, "_", Tag]), peer_opts())
+               || I <- lists:seq(1, maps:get(cap_nodes, Cfg))],
+    try
+        [{ok, _, _, _, _, _} = erpc:call(N, gen_server, call, [{locker, M}, get_debug_state])
+         || #{node := N} <- Loaders],
+        Cpu0 = cpu_ticks(MH),
+        T0 = erlang:monotonic_time(microsecond),
+        Refs = [erpc:send_request(N, bench_load, capacity, [M, maps:get(cap_procs, Cfg), Secs,
+                                                                 maps:get(cap_batch, Cfg)])
+                || #{node := N} <- Loaders],
+        Rs = [erpc:receive_response(R, call_to(Secs)) || R <- Refs],
+        Wall = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+        Cpu1 = cpu_ticks(MH),
+        Calls = lists:sum([maps:get(calls, R) || R <- Rs]),
+        Errors = lists:sum([maps:get(errors, R) || R <- Rs]),
+        CpuS = (Cpu1 - Cpu0) / clk_tck(),
+        R = #{"s3.calls_per_s" => Calls / Secs,
+              "s3.cpu_us_per_call" => CpuS * 1.0e6 / max(1, Calls),
+              "s3.cpu_utilisation" => CpuS / Wall,
+              "s3.errors" => Errors},
+        say("  s3 ~s: ~.1f calls/s, ~.2f us CPU per call, master CPU ~.1f%",
+            [maps:get(kind, Ctx), Calls / Secs, CpuS * 1.0e6 / max(1, Calls), 100 * CpuS / Wall]),
+        R
+    after
+        lockerd_ct:stop_all(Loaders)
+    end;
+
+%% 4. memory: leases {user, N} -> pid written to the first master by
+%% pipelined write calls; RSS growth at the small and the large count.
+scenario(4, #{masters := [M | _], mh := [MH | _], client := #{node := CN}, cfg := Cfg} = Ctx) ->
+    [Small, Big] = maps:get(leases, Cfg),
+    Ins = maps:get(insert, Cfg),
+    settle(),
+    Rss0 = rss_kb(MH),
+    Ets0 = ets_bytes(Ctx),
+    R1 = erpc:call(CN, bench_load, insert, [M, 1, Small, {len, 3600000}, Ins], infinity),
+    settle(),
+    Rss1 = rss_kb(MH),
+    Ets1 = ets_bytes(Ctx),
+    R2 = erpc:call(CN, bench_load, insert, [M, Small + 1, Big, {len, 3600000}, Ins], infinity),
+    settle(),
+    Rss2 = rss_kb(MH),
+    Ets2 = ets_bytes(Ctx),
+    InsS = maps:get(seconds, R1) + maps:get(seconds, R2),
+    Res = #{"s4.rss0_kb" => Rss0,
+            "s4.rss_small_kb" => Rss1, "s4.rss_big_kb" => Rss2,
+            "s4.bytes_per_lease_small" => (Rss1 - Rss0) * 1024 / Small,
+            "s4.bytes_per_lease_big" => (Rss2 - Rss0) * 1024 / Big,
+            "s4.insert_big_s" => InsS,
+            "s4.insert_per_s" => Big / InsS,
+            "s4.insert_errors" => maps:get(errors, R1) + maps:get(errors, R2)},
+    Ets = case Ets0 of
+              undefined -> #{};
+              _ -> #{"s4.ets_bytes_per_lease_small" => (Ets1 - Ets0) / Small,
+                     "s4.ets_bytes_per_lease_big" => (Ets2 - Ets0) / Big}
+          end,
+    say("  s4 ~s: RSS ~p -> ~p -> ~p kB; ~.1f / ~.1f bytes per lease; ~p writes in ~.2f s",
+        [maps:get(kind, Ctx), Rss0, Rss1, Rss2, (Rss1 - Rss0) * 1024 / Small,
+         (Rss2 - Rss0) * 1024 / Big, Big, InsS]),
+    maps:merge(Res, Ets);
+
+%% 5. mass expiry: rewrite the Big leases so that they all end at one
+%% instant, run a steady stream of calls across it, report the largest
+%% delay (and the largest before the expiry, as a baseline).
+scenario(5, #{masters := [M | _], mh := [MH | _], client := #{node := CN}, cfg := Cfg,
+              acc := Acc} = Ctx) ->
+    [_, Big] = maps:get(leases, Cfg),
+    Ins = maps:get(insert, Cfg),
+    Est = round(1000 * maps:get("s4.insert_big_s", Acc, Big / 20000)),
+    Now = erpc:call(CN, erlang, monotonic_time, [millisecond]),
+    Expire = Now + round(1.5 * Est) + 3000,
+    W = erpc:call(CN, bench_load, insert, [M, 1, Big, {expire_at, Expire}, Ins], infinity),
+    Start = erpc:call(CN, erlang, monotonic_time, [millisecond]),
+    Until = Expire + 6000,
+    S = erpc:call(CN, bench_load, steady, [M, 1, Until], Until - Start + ?CALL_SLACK),
+    Samples = maps:get(samples, S),
+    Before = [L || {T, L} <- Samples, T < Expire - 200],
+    After = [L || {T, L} <- Samples, T >= Expire - 200],
+    Left = lease_count(Ctx),
+    settle(),
+    Rss = rss_kb(MH),
+    MaxB = lists:max([0 | Before]) / 1000,
+    MaxA = lists:max([0 | After]) / 1000,
+    say("  s5 ~s: rewrite ~.2f s (~p s of baseline before expiry); max call delay ~.1f ms "
+        "before, ~.1f ms across the expiry (at +~p ms); leases left ~p; RSS ~p kB",
+        [maps:get(kind, Ctx), maps:get(seconds, W), (Expire - Start) div 1000, MaxB, MaxA,
+         maps:get(max_at_ms, S) - Expire, Left, Rss]),
+    #{"s5.max_delay_ms" => MaxA, "s5.baseline_max_delay_ms" => MaxB,
+      "s5.p99_across_ms" => maps:get(p99_us, bench_load:percentiles(After)) / 1000,
+      "s5.max_at_ms_after_expiry" => maps:get(max_at_ms, S) - Expire,
+      "s5.baseline_s" => (Expire - Start) / 1000,
+      "s5.leases_left" => Left, "s5.rss_after_kb" => Rss};
+
+%% 6. replica visibility: add a replica, lock from the client node, poll
+%% dirty_read on the replica.
+scenario(6, #{kind := Kind, masters := Masters, client := #{node := CN}, tag := Tag,
+              cfg := Cfg, log_dir := LogDir}) ->
+    RName = "brep_" ++ Tag,
+    RNode = lockerd_ct:node_name(RName),
+    RH = start_node(Kind, RName, {2, Masters, [RNode]}, LogDir),
+    try
+        {_, []} = gen_server:multi_call(Masters ++ [CN], locker, {set_nodes, Masters, [RNode]}),
+        Mod = case Kind of lockerd -> locker; beam -> lkr end,
+        VSecs = maps:get(vis_seconds, Cfg),
+        R = erpc:call(CN, bench_load, visibility, [RNode, Mod, VSecs], call_to(VSecs)),
+        say("  s6 ~s: replica visibility p50 ~.1f ms p99 ~.1f ms (~p samples)",
+            [Kind, maps:get(p50_us, R) / 1000, maps:get(p99_us, R) / 1000, maps:get(n, R)]),
+        #{"s6.p50_ms" => maps:get(p50_us, R) / 1000, "s6.p99_ms" => maps:get(p99_us, R) / 1000,
+          "s6.max_ms" => maps:get(max_us, R) / 1000, "s6.samples" => maps:get(n, R)}
+    after
+        lockerd_ct:stop(RH)
+    end.
+
+call_to(Secs) ->
+    round(Secs * 1000) + ?CALL_SLACK.
+
+pick(Prefix, R, Keys) ->
+    maps:from_list([{Prefix ++ "." ++ to_list(K), maps:get(K, R)} || K <- Keys, maps:is_key(K, R)]).
+
+to_list(A) when is_atom(A) -> atom_to_list(A);
+to_list(S) -> S.
+
+%% Latency samples of the last run at 64 in flight (for the plots).
+sample_file(#{run := Run, cfg := Cfg, kind := Kind}, What, 64) ->
+    case Run =:= maps:get(runs, Cfg) of
+        true -> filename:join(maps:get(out, Cfg), lists:concat(["lat_", What, "_", Kind, ".txt"]));
+        false -> undefined
+    end;
+sample_file(_, _, _) ->
+    undefined.
+
+%%--------------------------------------------------------------------
+%% The C load generator: one OS process, one JSON line.
+
+lkc_bench(#{masters := Masters, cfg := Cfg, tag := Tag}, Args2) ->
+    Secs = maps:get(seconds, Cfg),
+    Name = lists:concat(["lkcb_", erlang:unique_integer([positive]), "_", Tag]),
+    Args = ["--masters", string:join([atom_to_list(M) || M <- Masters], ","),
+            "-setcookie", lockerd_ct:cookie(), "-sname", Name,
+            "--seconds", io_lib:format("~.3f", [Secs])] ++ Args2,
+    Bin = maps:get(lkc_bench, Cfg),
+    P = lockerd_ct:start_program(Bin, [lists:flatten(A) || A <- Args]),
+    case lockerd_ct:program_line(P, "{", call_to(Secs)) of
+        {ok, Line} ->
+            wait_exit(P),
+            parse_json_line(Line);
+        Other ->
+            lockerd_ct:kill_program(P, "KILL"),
+            say("  lkc_bench failed: ~p", [Other]),
+            #{"error" => 1}
+    end.
+
+wait_exit(#{port := Port}) ->
+    receive {Port, {exit_status, _}} -> ok after 10000 -> ok end.
+
+%% The generator prints a flat object of numbers and strings.
+parse_json_line(Line) ->
+    {match, Pairs} = re:run(Line, "\"([a-z0-9_]+)\": (\"[^\"]*\"|[-+0-9.eE]+)",
+                            [global, {capture, all_but_first, list}]),
+    maps:from_list([{K, json_value(V)} || [K, V] <- Pairs]).
+
+json_value([$" | _] = S) -> string:trim(S, both, "\"");
+json_value(S) ->
+    case string:to_float(S) of
+        {F, []} -> F;
+        _ -> list_to_integer(S)
+    end.
+
+%%--------------------------------------------------------------------
+%% Observation of a master process
+
+rss_kb(#{os_pid := Pid}) ->
+    {ok, B} = file:read_file("/proc/" ++ Pid ++ "/status"),
+    {match, [Kb]} = re:run(B, "VmRSS:\\s+([0-9]+) kB", [{capture, all_but_first, list}]),
+    list_to_integer(Kb).
+
+cpu_ticks(#{os_pid := Pid}) ->
+    {ok, B} = file:read_file("/proc/" ++ Pid ++ "/stat"),
+    %% the command name may hold spaces: split after its closing paren
+    [_, Rest] = string:split(B, ")", trailing),
+    F = string:lexemes(Rest, " "),
+    %% fields 14 and 15 of stat are the 12th and 13th after the name
+    binary_to_integer(lists:nth(12, F)) + binary_to_integer(lists:nth(13, F)).
+
+clk_tck() ->
+    case string:trim(os:cmd("getconf CLK_TCK")) of
+        "" -> 100;
+        S -> list_to_integer(S)
+    end.
+
+ets_bytes(#{kind := lockerd}) ->
+    undefined;
+ets_bytes(#{kind := beam, masters := [M | _]}) ->
+    erpc:call(M, ets, info, [lkr_leases, memory]) * erpc:call(M, erlang, system_info, [wordsize]).
+
+lease_count(#{kind := lockerd, masters := [M | _]}) ->
+    case rpc:call(M, locker, summary, [], 30000) of
+        L when is_list(L) -> proplists:get_value(leases, L, -1);
+        _ -> -1
+    end;
+lease_count(#{kind := beam, masters := [M | _]}) ->
+    erpc:call(M, ets, info, [lkr_leases, size]).
+
+%% Let a BEAM node's allocators / a process's pending replies settle.
+settle() ->
+    timer:sleep(1000).
+
+%%--------------------------------------------------------------------
+%% Aggregation: every figure -> median, min, max over the runs.
+
+aggregate(RunMaps) ->
+    Keys = lists:usort(lists:append([maps:keys(M) || M <- RunMaps])),
+    maps:from_list([{K, stats([maps:get(K, M) || M <- RunMaps, is_number(maps:get(K, M, x))])}
+                    || K <- Keys]).
+
+stats([]) ->
+    #{median => null, min => null, max => null, runs => []};
+stats(Vs) ->
+    S = lists:sort(Vs),
+    N = length(S),
+    Med = case N rem 2 of
+              1 -> lists:nth(N div 2 + 1, S);
+              0 -> (lists:nth(N div 2, S) + lists:nth(N div 2 + 1, S)) / 2
+          end,
+    #{median => Med, min => hd(S), max => lists:last(S), runs => Vs}.
+
+%% The figures the issue names, each with the raw figures beside it.
+headline(Agg) ->
+    H = [{pairs_per_s_ratio_64, "ratio.s1.beam_clients.c64.pairs_per_s",
+          ["lockerd.s1.beam_clients.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s"]},
+         {lock_p99_ratio_64, "ratio.s1.beam_clients.c64.p99_us",
+          ["lockerd.s1.beam_clients.c64.p99_us", "beam.s1.beam_clients.c64.p99_us"]},
+         {c_client_pairs_per_s_ratio, "ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s",
+          ["lockerd.s1.c_client.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s",
+           "beam.s1.c_client.c64.pairs_per_s"]},
+         {master_calls_per_s, "lockerd.s3.calls_per_s",
+          ["beam.s3.calls_per_s", "ratio.s3.calls_per_s", "lockerd.s3.cpu_us_per_call",
+           "beam.s3.cpu_us_per_call"]},
+         {bytes_per_lease_1m, "lockerd.s4.bytes_per_lease_big",
+          ["beam.s4.bytes_per_lease_big", "beam.s4.ets_bytes_per_lease_big",
+           "ratio.s4.bytes_per_lease_big"]},
+         {insert_1m_s, "lockerd.s4.insert_big_s", ["beam.s4.insert_big_s", "ratio.s4.insert_big_s"]},
+         {mass_expiry_max_delay_ms, "lockerd.s5.max_delay_ms",
+          ["beam.s5.max_delay_ms", "lockerd.s5.baseline_max_delay_ms",
+           "beam.s5.baseline_max_delay_ms"]},
+         {replica_visibility_p99_ms, "lockerd.s6.p99_ms",
+          ["beam.s6.p99_ms", "lockerd.s6.p50_ms", "beam.s6.p50_ms"]}],
+    maps:from_list([{Name, #{figure => list_to_binary(Main),
+                             value => maps:get(Main, Agg, null),
+                             raw => maps:from_list([{list_to_binary(R), maps:get(R, Agg, null)}
+                                                    || R <- Raw])}}
+                    || {Name, Main, Raw} <- H]).
+
+%%--------------------------------------------------------------------
+%% Table
+
+table(Agg, Cfg) ->
+    Rows =
+        [{"s1 BEAM clients c" ++ i2l(N) ++ " pairs/s", "s1.beam_clients.c" ++ i2l(N) ++ ".pairs_per_s"}
+         || N <- maps:get(conc, Cfg)] ++
+        [{"s1 BEAM clients c" ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ P ++ "_us"}
+         || N <- maps:get(conc, Cfg), P <- ["p50", "p99", "p999"]] ++
+        [{"s1 C client inflight " ++ i2l(N) ++ " pairs/s", "s1.c_client.c" ++ i2l(N) ++ ".pairs_per_s"}
+         || N <- maps:get(conc, Cfg)] ++
+        [{"s1 C client inflight " ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.c_client.c" ++ i2l(N) ++ ".lock_" ++ P ++ "_us"}
+         || N <- maps:get(conc, Cfg), P <- ["p50", "p99", "p999"]] ++
+        [{"s2 BEAM clients locks/s (16 on 10 keys)", "s2.beam_clients.locks_ok_per_s"},
+         {"s2 BEAM clients no_quorum rate", "s2.beam_clients.no_quorum_rate"},
+         {"s2 C client locks/s (16 on 10 keys)", "s2.c_client.locks_ok_per_s"},
+         {"s2 C client no_quorum rate", "s2.c_client.no_quorum_rate"},
+         {"s3 master calls/s", "s3.calls_per_s"},
+         {"s3 master CPU us/call", "s3.cpu_us_per_call"},
+         {"s3 master CPU utilisation", "s3.cpu_utilisation"},
+         {"s4 bytes/lease (small)", "s4.bytes_per_lease_small"},
+         {"s4 bytes/lease (big)", "s4.bytes_per_lease_big"},
+         {"s4 ets bytes/lease (big)", "s4.ets_bytes_per_lease_big"},
+         {"s4 insert time big (s)", "s4.insert_big_s"},
+         {"s5 mass expiry max delay ms", "s5.max_delay_ms"},
+         {"s5 baseline max delay ms", "s5.baseline_max_delay_ms"},
+         {"s5 leases left after", "s5.leases_left"},
+         {"s6 replica visibility p50 ms", "s6.p50_ms"},
+         {"s6 replica visibility p99 ms", "s6.p99_ms"}],
+    Head = io_lib:format("~-44s ~-26s ~-26s ~-22s~n",
+                         ["figure (median [min-max] of " ++ i2l(maps:get(runs, Cfg)) ++ " runs)",
+                          "lockerd", "beam", "lockerd/beam"]),
+    Lines = [io_lib:format("~-44s ~-26s ~-26s ~-22s~n",
+                           [Label, cell(Agg, "lockerd." ++ K), cell(Agg, "beam." ++ K),
+                            cell(Agg, "ratio." ++ K)])
+             || {Label, K} <- Rows,
+                maps:is_key("lockerd." ++ K, Agg) orelse maps:is_key("beam." ++ K, Agg)],
+    Extra = case maps:find("ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s", Agg) of
+                {ok, _} -> io_lib:format("~-44s ~s~n", ["C on lockerd / BEAM clients on BEAM, c64",
+                                                        cell(Agg, "ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s")]);
+                error -> ""
+            end,
+    [Head, Lines, Extra].
+
+cell(Agg, K) ->
+    case maps:find(K, Agg) of
+        {ok, #{median := null}} -> "-";
+        {ok, #{median := Med, min := Mn, max := Mx}} ->
+            lists:flatten(io_lib:format("~s [~s-~s]", [num(Med), num(Mn), num(Mx)]));
+        error -> "-"
+    end.
+
+num(X) when is_integer(X) -> integer_to_list(X);
+num(X) when abs(X) >= 100 -> integer_to_list(round(X));
+num(X) when abs(X) >= 1 -> float_to_list(X, [{decimals, 2}]);
+num(X) -> float_to_list(X, [{decimals, 3}]).
+
+i2l(I) -> integer_to_list(I).
+
+%%--------------------------------------------------------------------
+%% Plots: lock latency CDFs at 64 in flight (gnuplot, if installed).
+
+plots(Cfg) ->
+    Out = maps:get(out, Cfg),
+    Files = [{T, F} || {T, F} <- [{"BEAM clients -> lockerd", "lat_beam_clients_lockerd.txt"},
+                                  {"BEAM clients -> BEAM", "lat_beam_clients_beam.txt"},
+                                  {"C client -> lockerd", "lat_c_client_lockerd.txt"},
+                                  {"C client -> BEAM", "lat_c_client_beam.txt"}],
+                       filelib:is_regular(filename:join(Out, F))],
+    case {os:find_executable("gnuplot"), Files} of
+        {false, _} -> say("gnuplot not installed: no plots (scripts/setup.sh installs gnuplot-nox)", []);
+        {_, []} -> ok;
+        {Gp, _} ->
+            %% sorted samples -> (latency, fraction) pairs
+            Data = [begin
+                        {ok, B} = file:read_file(filename:join(Out, F)),
+                        Ls = lists:sort([binary_to_integer(X) || X <- string:lexemes(B, "\n")]),
+                        N = length(Ls),
+                        DF = filename:join(Out, "cdf_" ++ F),
+                        %% at most ~2000 points per curve, the tail kept whole
+                        Step = max(1, N div 1000),
+                        ok = file:write_file(DF, [io_lib:format("~p ~.6f~n", [L / 1000, I / N])
+                                                  || {I, L} <- lists:zip(lists:seq(1, N), Ls),
+                                                     I rem Step =:= 0 orelse I > N - 1000]),
+                        {T, DF}
+                    end || {T, F} <- Files],
+            Svg = filename:join(Out, "lock_latency_c64.svg"),
+            Script = ["set terminal svg size 900,500\nset output '", Svg, "'\n",
+                      "set title 'lock latency CDF, 64 in flight, distinct keys (last run)'\n",
+                      "set xlabel 'lock latency (ms, log)'\nset ylabel 'fraction of locks'\n",
+                      "set logscale x\nset key bottom right\nset grid\n",
+                      "plot ", lists:join(", ", [["'", D, "' using 1:2 with lines title '", T, "'"]
+                                                  || {T, D} <- Data]), "\n"],
+            SF = filename:join(Out, "plot.gp"),
+            ok = file:write_file(SF, Script),
+            os:cmd(Gp ++ " " ++ SF),
+            say("wrote ~s", [Svg])
+    end.
+
+%%--------------------------------------------------------------------
+%% JSON (no json module before OTP 27)
+
+json(M) when is_map(M) ->
+    ["{", lists:join(", ", [[json_key(K), ": ", json(V)] || {K, V} <- lists:sort(maps:to_list(M))]), "}"];
+json(L) when is_list(L) ->
+    case io_lib:printable_unicode_list(L) andalso L =/= [] of
+        true -> json(unicode:characters_to_binary(L));
+        false -> ["[", lists:join(", ", [json(V) || V <- L]), "]"]
+    end;
+json(B) when is_binary(B) -> [$", escape(B), $"];
+json(null) -> "null";
+json(true) -> "true";
+json(false) -> "false";
+json(A) when is_atom(A) -> json(atom_to_binary(A));
+json(I) when is_integer(I) -> integer_to_list(I);
+json(F) when is_float(F) -> float_to_list(F, [short]);
+json(T) when is_tuple(T) -> json(tuple_to_list(T)).
+
+json_key(K) when is_atom(K) -> json(atom_to_binary(K));
+json_key(K) when is_list(K) -> json(list_to_binary(K));
+json_key(K) when is_binary(K) -> json(K).
+
+escape(B) ->
+    binary:replace(binary:replace(B, <<"\\">>, <<"\\\\">>, [global]), <<"\"">>, <<"\\\"">>, [global]).
+
+say(Fmt, Args) ->
+    io:format("[bench] " ++ Fmt ++ "~n", Args).

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make bench`: lockerd vs the BEAM locker server, side by side.
+# Builds what it needs (bin/lockerd, bin/liblocker.a, the C generator
+# build/bench/lkc_bench, the Erlang modules into build/bench/ebin), starts
+# epmd if needed (loopback) and runs bench/lockerd_bench.erl, which starts
+# and stops every node itself. Figures: stdout, bench/results/latest.json,
+# bench/results/latest.txt, bench/results/lock_latency_c64.svg (gnuplot).
+#
+# Environment: BENCH_RUNS (3), BENCH_SECONDS (10), BENCH_QUICK=1 (tiny),
+# BENCH_LEASES (1000000), BENCH_CONC (1,16,64,256), BENCH_SCENARIOS
+# (1,2,3,4,5,6), BENCH_OUT (bench/results), LOCKERD_BIN.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+export LOCKERD_REPO="$repo"
+out="${BENCH_OUT:-$repo/bench/results}"
+mkdir -p "$out/logs" build/bench/ebin
+
+make -s all
+# A private copy: a rebuild of bin/lockerd during the run (other work on
+# this tree) then neither changes the binary under test nor hides its
+# symbols from perf.
+if [ -z "${LOCKERD_BIN:-}" ]; then
+    cp bin/lockerd build/bench/lockerd
+    export LOCKERD_BIN="$repo/build/bench/lockerd"
+fi
+EI_INC=$(erl -noshell -eval 'io:format("~s", [code:lib_dir(erl_interface, include)]), halt().')
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. -I"$EI_INC" \
+    bench/lkc_bench.c bin/liblocker.a -lcrypto -lpthread -o build/bench/lkc_bench
+export LKC_BENCH_BIN="$repo/build/bench/lkc_bench"
+erlc -o build/bench/ebin test/erlang/lockerd_ct.erl test/erlang/lkr.erl \
+    test/erlang/lkr_server.erl bench/bench_load.erl bench/lockerd_bench.erl
+
+if ! epmd -names >/dev/null 2>&1; then
+    ERL_EPMD_ADDRESS=127.0.0.1 epmd -daemon
+fi
+
+# lockerd and generator pids, for cleanup after a crashed driver VM
+pidfile="$out/logs/pids"
+: > "$pidfile"
+export LOCKERD_PIDFILE="$pidfile"
+cleanup() {
+    while read -r pid bin; do
+        if [ -r "/proc/$pid/cmdline" ] && tr '\0' '\n' < "/proc/$pid/cmdline" | head -n 1 | grep -qxF "$bin"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done < "$pidfile"
+}
+trap cleanup EXIT
+
+erl -noshell -sname "lockerd_bench_$$" -setcookie lockerd_bench \
+    -kernel inet_dist_use_interface '{127,0,0,1}' -kernel logger_level warning -kernel prevent_overlapping_partitions false \
+    -pa "$repo/build/bench/ebin" -eval 'lockerd_bench:main()' 2>&1 | tee "$out/logs/bench.log"
+exit "${PIPESTATUS[0]}"
