@@ -33,6 +33,7 @@ struct opts {
     char **masters, **replicas;
     size_t nmasters, nreplicas;
     int64_t push_interval_ms;
+    int eager_push;
     size_t max_frame, max_out, max_conns, max_backlog;
     int net_ticktime;
     int port;
@@ -55,6 +56,9 @@ static void usage(FILE *f)
         "  --masters A@H,B@H      initial master nodes (meta, as set_nodes sets it)\n"
         "  --replicas A@H,...     initial replica nodes\n"
         "  --push-interval MS     transaction log push interval (default 100)\n"
+        "  --eager-push           also push at the end of every loop iteration that\n"
+        "                         accepted writes (replicas see writes within about\n"
+        "                         a round trip; the interval push stays)\n"
         "  --net-ticktime SECS    like -kernel net_ticktime (default 60); also\n"
         "                         accepted as: -kernel net_ticktime SECS\n"
         "  --max-frame BYTES      largest frame accepted (default 16777216)\n"
@@ -133,6 +137,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         if (!strcmp(a, "--version")) {
             printf("lockerd %s\n", LOCKERD_VERSION);
             exit(0);
+        }
+        if (!strcmp(a, "--eager-push")) {
+            o->eager_push = 1;
+            continue;
         }
         if (!strcmp(a, "-kernel") && i + 2 < argc && !strcmp(argv[i + 1], "net_ticktime")) {
             i++;
@@ -273,6 +281,7 @@ int main(int argc, char **argv)
         .replicas = o.replicas,
         .nreplicas = o.nreplicas,
         .push_interval_ms = o.push_interval_ms,
+        .eager_push = o.eager_push,
         .write_lock_ms = 10000,
         .expire_budget = 1000,
         .max_backlog = o.max_backlog,

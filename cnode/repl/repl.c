@@ -179,6 +179,15 @@ int repl_log(struct repl *rp, struct term entry)
 
 size_t repl_log_len(const struct repl *rp) { return rp->nlog; }
 
+static int repl_eager_hook(struct loop *l, void *ud)
+{
+    (void)l;
+    struct repl *rp = ud;
+    if (rp->nlog)
+        repl_push(rp);
+    return 0;
+}
+
 static void repl_on_conn(void *ud, struct conn *c, int up)
 {
     struct repl *rp = ud;
@@ -231,7 +240,8 @@ struct repl *repl_new(struct node *n, struct term from_pid, const struct repl_cf
     rp->cfg = *cfg;
     buf_init(&rp->log);
     buf_init(&rp->msg);
-    if (node_subscribe(n, repl_on_conn, rp)) {
+    if (node_subscribe(n, repl_on_conn, rp) ||
+        (cfg->eager && loop_hook_add(node_loop(n), repl_eager_hook, rp))) {
         free(rp);
         return NULL;
     }

@@ -12,6 +12,12 @@
  * exponential backoff (100 ms doubling to 5 s). A backlog is bounded in
  * bytes: when a new batch does not fit, the oldest batches are dropped and
  * a log line says how many entries that replica lost.
+ *
+ * Eager mode pushes at the end of each loop iteration that logged
+ * anything: the writes of one iteration (one read batch from every peer)
+ * leave as one trans_log message per replica, so a replica sees a write
+ * about one network round trip after the master accepted it, while a busy
+ * master still sends few, large messages.
  */
 #ifndef LOCKERD_REPL_H
 #define LOCKERD_REPL_H
@@ -24,6 +30,8 @@
 struct repl_cfg {
     int64_t push_interval_ms; /* 100 */
     size_t max_backlog;       /* bytes per replica */
+    int eager;                /* also push at the end of every loop
+                                 iteration that logged writes */
 };
 
 struct repl;

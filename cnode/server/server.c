@@ -813,7 +813,8 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
         goto fail;
     }
     struct repl_cfg rc_ = {.push_interval_ms = cfg->push_interval_ms,
-                           .max_backlog = cfg->max_backlog};
+                           .max_backlog = cfg->max_backlog,
+                           .eager = cfg->eager_push};
     if (!(s->repl = repl_new(n, s->pid, &rc_)))
         goto oom;
     if (set_meta(s, cfg->masters, cfg->nmasters, cfg->replicas, cfg->nreplicas))

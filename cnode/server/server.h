@@ -25,6 +25,7 @@ struct server_cfg {
     int64_t write_lock_ms;   /* 10000 */
     int64_t expire_budget;   /* expiry work per loop iteration */
     size_t max_backlog;
+    int eager_push;          /* push each loop iteration's writes at once */
 };
 
 struct server;

@@ -2,6 +2,9 @@
 %% (W = 1) pushes to one replica every 100 ms. Groups pair a lockerd or BEAM
 %% master with a lockerd or BEAM replica; beam_to_beam validates the suite.
 %% Writes are coordinated by lkr from the CT node, a plain client.
+%% eager_lockerd_to_beam runs a lockerd master with --eager-push and a push
+%% interval of ten minutes: replicas can only see its writes through the
+%% eager push at the end of the loop iteration that accepted them.
 -module(lockerd_repl_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -16,7 +19,8 @@ all() ->
     [{group, lockerd_to_beam},
      {group, beam_to_lockerd},
      {group, lockerd_to_lockerd},
-     {group, beam_to_beam}].
+     {group, beam_to_beam},
+     {group, eager_lockerd_to_beam}].
 
 groups() ->
     Cases = [write_replicated,
@@ -27,7 +31,9 @@ groups() ->
              write_then_release_in_one_push,
              expiry_on_replica,
              replica_wakes_waiters],
-    [{G, [], Cases} || G <- [lockerd_to_beam, beam_to_lockerd, lockerd_to_lockerd, beam_to_beam]].
+    Eager = [write_replicated, update_replicated, extend_replicated, replica_wakes_waiters],
+    [{G, [], Cases} || G <- [lockerd_to_beam, beam_to_lockerd, lockerd_to_lockerd, beam_to_beam]]
+        ++ [{eager_lockerd_to_beam, [], Eager}].
 
 init_per_suite(Config) ->
     lockerd_ct:ensure_epmd(),
@@ -39,7 +45,13 @@ end_per_suite(_Config) ->
 kinds(lockerd_to_beam) -> {lockerd, beam};
 kinds(beam_to_lockerd) -> {beam, lockerd};
 kinds(lockerd_to_lockerd) -> {lockerd, lockerd};
-kinds(beam_to_beam) -> {beam, beam}.
+kinds(beam_to_beam) -> {beam, beam};
+kinds(eager_lockerd_to_beam) -> {lockerd, beam}.
+
+lockerd_opts(eager_lockerd_to_beam) ->
+    #{push_interval => 600000, extra_args => ["--eager-push"]};
+lockerd_opts(_) ->
+    #{push_interval => 100}.
 
 init_per_group(Group, Config) ->
     {MK, RK} = kinds(Group),
@@ -57,7 +69,7 @@ init_per_group(Group, Config) ->
             Meta = {1, [Master], [Replica]},
             [MH, RH] = lockerd_ct:start_nodes([{MK, MName}, {RK, RName}], Meta,
                                               #{log_dir => ?config(priv_dir, Config),
-                                                lockerd_opts => #{push_interval => 100}}),
+                                                lockerd_opts => lockerd_opts(Group)}),
             lockerd_ct:start_local_server(1, [Master], [Replica]),
             [{group, Group}, {master, Master}, {replica, Replica}, {replica_kind, RK},
              {handles, [MH, RH]} | Config];
