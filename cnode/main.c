@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +244,11 @@ int main(int argc, char **argv)
     if (!o.w)
         o.w = o.nmasters ? (int)(o.nmasters / 2 + 1) : 1;
 
+    /* No glibc fastbins: freed lease blocks are coalesced as they are
+     * freed instead of piling up, so a mass expiry (a million frees) is
+     * not followed by one multi-millisecond consolidation the first time
+     * something asks for a large block (a table shrink, a big message). */
+    mallopt(M_MXFAST, 0);
     signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
     sigemptyset(&mask);
