@@ -36,6 +36,10 @@ struct opts {
     int64_t push_interval_ms;
     int eager_push;
     size_t max_frame, max_out, max_conns, max_backlog;
+    size_t max_handshakes, max_leases, max_waiters, max_memory;
+    int64_t handshake_ms;
+    char **allow;
+    size_t nallow;
     int net_ticktime;
     int port;
     const char *listen_addr;
@@ -66,6 +70,18 @@ static void usage(FILE *f)
         "  --max-out BYTES        output queued per peer before it is dropped\n"
         "                         (default 268435456)\n"
         "  --max-conns N          connections at most (default 4096)\n"
+        "  --max-handshakes N     incoming handshakes in progress at most; accepts\n"
+        "                         beyond are closed at once (default 64)\n"
+        "  --handshake-timeout MS a connection not through its handshake by then\n"
+        "                         is closed (default 10000)\n"
+        "  --allow A@H,B@H        only these nodes may connect (and be dialled),\n"
+        "                         like net_kernel:allow/1; repeatable (default: any)\n"
+        "  --max-leases N         leases at most; a vote for a new key beyond it is\n"
+        "                         {error, {limit, leases}} (default: no limit)\n"
+        "  --max-memory BYTES     store size over which new leases are refused with\n"
+        "                         {error, {limit, memory}} (default: no limit)\n"
+        "  --max-waiters N        wait_for / wait_for_release callers at most; more\n"
+        "                         get {error, {limit, waiters}} (default: no limit)\n"
         "  --max-backlog BYTES    replication backlog per replica (default 67108864)\n"
         "  --port P               distribution port (default: any free port)\n"
         "  --listen ADDR          listen address (default: all IPv4 addresses)\n"
@@ -113,6 +129,27 @@ static int parse_list(const char *s, char ***out, size_t *count)
     free(copy);
     *out = v;
     *count = k;
+    return 0;
+}
+
+/* --allow is repeatable: each value's names are appended. */
+static int append_list(const char *s, char ***list, size_t *count)
+{
+    char **add, **v;
+    size_t n;
+    int rc = parse_list(s, &add, &n);
+    if (rc)
+        return rc;
+    if (!(v = realloc(*list, (*count + n) * sizeof *v))) {
+        for (size_t i = 0; i < n; i++)
+            free(add[i]);
+        free(add);
+        return -ENOMEM;
+    }
+    memcpy(v + *count, add, n * sizeof *v);
+    free(add);
+    *list = v;
+    *count += n;
     return 0;
 }
 
@@ -184,6 +221,23 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--max-conns")) {
             bad = parse_num(val, 1, 1000000, &v);
             o->max_conns = (size_t)v;
+        } else if (!strcmp(a, "--max-handshakes")) {
+            bad = parse_num(val, 1, 1000000, &v);
+            o->max_handshakes = (size_t)v;
+        } else if (!strcmp(a, "--handshake-timeout")) {
+            bad = parse_num(val, 100, 3600000, &v);
+            o->handshake_ms = v;
+        } else if (!strcmp(a, "--allow")) {
+            bad = append_list(val, &o->allow, &o->nallow) != 0;
+        } else if (!strcmp(a, "--max-leases")) {
+            bad = parse_num(val, 1, 1LL << 40, &v);
+            o->max_leases = (size_t)v;
+        } else if (!strcmp(a, "--max-memory")) {
+            bad = parse_num(val, 65536, 1LL << 50, &v);
+            o->max_memory = (size_t)v;
+        } else if (!strcmp(a, "--max-waiters")) {
+            bad = parse_num(val, 1, 1LL << 40, &v);
+            o->max_waiters = (size_t)v;
         } else if (!strcmp(a, "--max-backlog")) {
             bad = parse_num(val, 1024, 1LL << 40, &v);
             o->max_backlog = (size_t)v;
@@ -215,6 +269,19 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
     loop_stop(l);
 }
 
+/* Masters and replicas lockerd must reach but would refuse: a likely typo. */
+static void warn_not_allowed(struct node *n, const struct opts *o)
+{
+    if (!o->allow)
+        return;
+    log_info("allowlist: %zu nodes may connect", o->nallow);
+    for (size_t i = 0; i < o->nmasters + o->nreplicas; i++) {
+        const char *peer = i < o->nmasters ? o->masters[i] : o->replicas[i - o->nmasters];
+        if (strcmp(peer, node_name(n)) != 0 && !node_allowed(n, peer))
+            log_warn("%s is a master or replica but not on the --allow list", peer);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {
@@ -222,6 +289,8 @@ int main(int argc, char **argv)
         .max_frame = 16u << 20,
         .max_out = 256u << 20,
         .max_conns = 4096,
+        .max_handshakes = 64,
+        .handshake_ms = 10000,
         .max_backlog = 64u << 20,
         .net_ticktime = 60,
         .level = LOG_INFO,
@@ -278,7 +347,10 @@ int main(int argc, char **argv)
         .max_out = o.max_out,
         .max_conns = o.max_conns,
         .net_ticktime_s = o.net_ticktime,
-        .handshake_ms = 10000,
+        .handshake_ms = o.handshake_ms,
+        .max_handshakes = o.max_handshakes,
+        .allow = o.allow,
+        .nallow = o.nallow,
     };
     struct server_cfg sc = {
         .w = o.w,
@@ -291,6 +363,9 @@ int main(int argc, char **argv)
         .write_lock_ms = 10000,
         .expire_budget = 1000,
         .max_backlog = o.max_backlog,
+        .max_leases = o.max_leases,
+        .max_waiters = o.max_waiters,
+        .max_memory = o.max_memory,
     };
     if (!(n = node_new(l, &nc, err, sizeof err)) || !(s = server_new(n, &sc, err, sizeof err)) ||
         !(ap = apply_new(n, s)) || !(rx = rex_new(n, ap)) || node_start(n, err, sizeof err)) {
@@ -299,6 +374,7 @@ int main(int argc, char **argv)
     }
     log_info("lockerd %s ready: node %s, port %u, w=%d, %zu masters, %zu replicas",
              LOCKERD_VERSION, node_name(n), node_port(n), o.w, o.nmasters, o.nreplicas);
+    warn_not_allowed(n, &o);
     int rc = loop_run(l);
     status = rc ? 1 : 0;
     if (rc)
@@ -316,8 +392,11 @@ out:
         free(o.masters[i]);
     for (size_t i = 0; i < o.nreplicas; i++)
         free(o.replicas[i]);
+    for (size_t i = 0; i < o.nallow; i++)
+        free(o.allow[i]);
     free(o.masters);
     free(o.replicas);
+    free(o.allow);
     if (sfd >= 0)
         close(sfd);
     if (!status)

@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,10 @@
 #include "frame.h"
 
 #define READ_CHUNK 65536
+/* Warnings about one peer's input logged before the rate limit applies. */
+#define WARN_BURST 10
+/* Failures of incoming connections that never named themselves. */
+#define ANON_FAIL_BURST 10
 
 struct conn_set {
     struct loop *loop;
@@ -42,7 +47,53 @@ struct conn_set {
     int listen_fd;
     struct conn *self;
     uint32_t rng;
+    size_t handshakes;              /* incoming, in CONN_HANDSHAKE */
+    struct conn_ratelim refuse_rl;  /* accepts refused at a limit */
+    struct conn_ratelim anon_rl;    /* unnamed incoming connections failing */
 };
+
+/* ---- limits (pure) ---- */
+
+int conn_ratelim_pass(struct conn_ratelim *r, int64_t now, uint32_t burst, uint32_t *suppressed)
+{
+    *suppressed = 0;
+    if (r->passed < burst) {
+        /* The quiet period starts with the last event of the burst, so a
+         * burst is followed by at most one line per period. */
+        if (++r->passed == burst)
+            r->next_at = now + CONN_RATELIM_MS;
+        return 1;
+    }
+    if (now < r->next_at) {
+        if (r->suppressed < UINT32_MAX)
+            r->suppressed++;
+        return 0;
+    }
+    *suppressed = r->suppressed;
+    r->suppressed = 0;
+    r->next_at = now + CONN_RATELIM_MS;
+    return 1;
+}
+
+uint32_t conn_ratelim_flush(struct conn_ratelim *r, int64_t now)
+{
+    if (!r->suppressed || now < r->next_at)
+        return 0;
+    uint32_t n = r->suppressed;
+    r->suppressed = 0;
+    r->next_at = now + CONN_RATELIM_MS;
+    return n;
+}
+
+enum conn_admit conn_admit(size_t conns, size_t max_conns, size_t handshakes,
+                           size_t max_handshakes)
+{
+    if (conns >= max_conns)
+        return CONN_REFUSE_CONNS;
+    if (max_handshakes && handshakes >= max_handshakes)
+        return CONN_REFUSE_HANDSHAKES;
+    return CONN_ADMIT;
+}
 
 static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events);
 
@@ -113,12 +164,43 @@ static void conn_free(void *p)
     free(c);
 }
 
+/* Only incoming connections are counted as handshakes: ours are bounded
+ * by what lockerd itself decides to dial. */
+static int conn_is_incoming_hs(const struct conn *c)
+{
+    return c->state == CONN_HANDSHAKE && !c->initiator && !c->loopback;
+}
+
+static void conn_log_close(struct conn *c, enum conn_state was, const char *why)
+{
+    struct conn_set *s = c->set;
+    uint32_t dropped;
+    if (c->warn_rl.suppressed)
+        log_warn("%u further warnings about %s were suppressed (rate limit)",
+                 c->warn_rl.suppressed, c->peer);
+    if (was == CONN_UP) {
+        log_info("connection to %s closed: %s", c->peer, why);
+    } else if (c->initiator || c->peer[0]) {
+        log_info("connection %s%s failed: %s", c->initiator ? "to " : "from ",
+                 c->peer[0] ? c->peer : "(unnamed peer)", why);
+    } else if (conn_ratelim_pass(&s->anon_rl, loop_now(s->loop), ANON_FAIL_BURST, &dropped)) {
+        /* Anyone can open sockets and say nothing: bounded log. */
+        if (dropped)
+            log_info("connection from (unnamed peer) failed: %s (%u more such failures "
+                     "not logged)", why, dropped);
+        else
+            log_info("connection from (unnamed peer) failed: %s", why);
+    }
+}
+
 void conn_close(struct conn *c, const char *why)
 {
     if (c->state == CONN_CLOSED)
         return;
     struct conn_set *s = c->set;
     enum conn_state was = c->state;
+    if (conn_is_incoming_hs(c))
+        s->handshakes--;
     c->state = CONN_CLOSED;
     loop_io_del(s->loop, &c->io);
     close(c->io.fd);
@@ -129,16 +211,29 @@ void conn_close(struct conn *c, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     s->count--;
-    if (was == CONN_UP)
-        log_info("connection to %s closed: %s", c->peer, why);
-    else
-        log_info("connection %s%s failed: %s", c->initiator ? "to " : "from ",
-                 c->peer[0] ? c->peer : "(unnamed peer)", why);
+    conn_log_close(c, was, why);
     if (s->ops.on_down)
         s->ops.on_down(s->ud, c, why);
     /* The dirty list may still point at c: the flush hook skips CLOSED
      * connections and the free happens after the hooks ran. */
     loop_defer_free(s->loop, conn_free, c);
+}
+
+void conn_warn(struct conn *c, const char *fmt, ...)
+{
+    uint32_t dropped;
+    if (!conn_ratelim_pass(&c->warn_rl, loop_now(c->set->loop), WARN_BURST, &dropped))
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (dropped)
+        log_warn("%s (%u similar warnings about %s suppressed before this one)", msg, dropped,
+                 c->peer);
+    else
+        log_warn("%s", msg);
 }
 
 void conn_mark_dirty(struct conn *c)
@@ -248,6 +343,8 @@ static void conn_hs_out(struct conn *c)
 
 static void conn_up(struct conn *c)
 {
+    if (conn_is_incoming_hs(c))
+        c->set->handshakes--;
     c->state = CONN_UP;
     snprintf(c->peer, sizeof c->peer, "%s", c->hs.peer_name);
     c->flags = c->hs.flags;
@@ -501,6 +598,26 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
 
 /* ---- listening ---- */
 
+/* Close a socket accepted over a limit. Closing at once (rather than
+ * leaving it in the backlog) frees the kernel's queue for honest peers
+ * and tells the client now instead of after its own timeout. */
+static void conn_refuse(struct conn_set *s, int fd, enum conn_admit why)
+{
+    close(fd);
+    uint32_t dropped;
+    if (!conn_ratelim_pass(&s->refuse_rl, loop_now(s->loop), 0, &dropped))
+        return;
+    char more[64] = "";
+    if (dropped)
+        snprintf(more, sizeof more, "; %u more refused since the last such line", dropped);
+    if (why == CONN_REFUSE_CONNS)
+        log_warn("refusing connection: %zu connections already (--max-conns)%s", s->count,
+                 more);
+    else
+        log_warn("refusing connection: %zu handshakes in progress (--max-handshakes)%s",
+                 s->handshakes, more);
+}
+
 static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 {
     (void)l;
@@ -513,9 +630,10 @@ static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
                 log_warn("accept failed: %s", strerror(errno));
             return;
         }
-        if (s->count >= s->cfg.max_conns) {
-            log_warn("refusing connection: %zu connections already (limit)", s->count);
-            close(fd);
+        enum conn_admit adm = conn_admit(s->count, s->cfg.max_conns, s->handshakes,
+                                         s->cfg.max_handshakes);
+        if (adm != CONN_ADMIT) {
+            conn_refuse(s, fd, adm);
             continue;
         }
         set_nonblock(fd);
@@ -525,6 +643,7 @@ static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
             continue;
         }
         c->state = CONN_HANDSHAKE;
+        s->handshakes++;
         struct hs_cfg hc = hs_cfg_of(s);
         hc.decide = conn_decide;
         hc.ud = c;
@@ -648,8 +767,20 @@ void conn_set_creation(struct conn_set *s, uint32_t creation)
         s->self->peer_creation = creation;
 }
 
+/* Counts of rate-limited lines whose quiet second is over. */
+static void conn_flush_ratelims(struct conn_set *s, int64_t now)
+{
+    uint32_t n = conn_ratelim_flush(&s->refuse_rl, now);
+    if (n)
+        log_warn("refused %u more connections at --max-conns / --max-handshakes", n);
+    n = conn_ratelim_flush(&s->anon_rl, now);
+    if (n)
+        log_info("%u more incoming connections failed before naming themselves", n);
+}
+
 void conn_set_periodic(struct conn_set *s, int64_t now)
 {
+    conn_flush_ratelims(s, now);
     struct conn *c = s->head;
     while (c) {
         struct conn *next = c->next;

@@ -15,8 +15,17 @@
  * closes its connection before any body byte is buffered; output beyond
  * cfg.max_out (a peer that does not read) closes the connection; a
  * handshake not done within cfg.handshake_ms is dropped; at most
- * cfg.max_conns connections exist. Reads are at most 64 KiB per readiness
- * event per connection, so one busy peer cannot starve the others.
+ * cfg.max_conns connections exist, and at most cfg.max_handshakes of them
+ * are incoming handshakes in progress, so sockets that connect and stay
+ * silent (slow loris) hold a bounded share that is freed within
+ * handshake_ms and can never take the slots of established peers. Reads
+ * are at most 64 KiB per readiness event per connection, so one busy peer
+ * cannot starve the others.
+ *
+ * Logs a peer can provoke are rate-limited (struct conn_ratelim): refused
+ * accepts and failures of still-unnamed incoming connections per set,
+ * warnings about a peer's input per connection (conn_warn), so a hostile
+ * peer cannot fill the disk. Suppressed lines are counted and reported.
  *
  * Ticks: an UP connection that has sent nothing for tick_ms sends a
  * zero-length frame; one that has received nothing for dead_ms is closed.
@@ -42,6 +51,29 @@ enum conn_state {
 
 struct conn;
 
+/*
+ * Rate limiter for log lines, pure (the caller passes the time): the first
+ * `burst` events pass, then at most one per CONN_RATELIM_MS; the one that
+ * passes learns how many were suppressed since the previous one.
+ */
+#define CONN_RATELIM_MS 1000
+struct conn_ratelim {
+    uint32_t passed;      /* events let through so far (saturates at burst) */
+    uint32_t suppressed;  /* since the last event let through */
+    int64_t next_at;      /* after the burst: earliest time of the next one */
+};
+/* 1: log this event (*suppressed = events dropped before it), 0: drop it. */
+int conn_ratelim_pass(struct conn_ratelim *r, int64_t now, uint32_t burst, uint32_t *suppressed);
+/* Suppressed events not yet reported whose quiet period is over: returns
+ * their count and resets it (0: nothing to report yet). */
+uint32_t conn_ratelim_flush(struct conn_ratelim *r, int64_t now);
+
+/* Admission of an accepted socket, pure: CONN_ADMIT or the limit hit. */
+enum conn_admit { CONN_ADMIT, CONN_REFUSE_CONNS, CONN_REFUSE_HANDSHAKES };
+/* max_handshakes 0 = no cap on handshakes. */
+enum conn_admit conn_admit(size_t conns, size_t max_conns, size_t handshakes,
+                           size_t max_handshakes);
+
 struct conn_ops {
     void (*on_up)(void *ud, struct conn *c);
     void (*on_frame)(void *ud, struct conn *c, const uint8_t *body, size_t len);
@@ -59,6 +91,7 @@ struct conn_cfg {
     size_t max_frame;
     size_t max_out;
     size_t max_conns;
+    size_t max_handshakes;   /* incoming handshakes in progress; 0 = no cap */
     int64_t tick_ms;
     int64_t dead_ms;
     int64_t handshake_ms;
@@ -82,6 +115,7 @@ struct conn {
     struct buf held;                /* frames queued before UP */
     int64_t last_rx, last_tx, deadline;
     uint16_t port;                  /* peer's dist port (outgoing) */
+    struct conn_ratelim warn_rl;    /* conn_warn lines about this peer */
     void *user;                     /* for the owner of the set */
 };
 
@@ -116,6 +150,10 @@ static inline struct buf *conn_out(struct conn *c)
 }
 void conn_mark_dirty(struct conn *c);
 void conn_close(struct conn *c, const char *why); /* idempotent */
+/* A warning about what this peer sent, rate-limited per connection (first
+ * 10, then one per second carrying the count of those suppressed). */
+void conn_warn(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Periodic: ticks, dead peers, handshake deadlines. */
 void conn_set_periodic(struct conn_set *s, int64_t now);
 

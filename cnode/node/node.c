@@ -55,6 +55,7 @@ struct node {
     void *spawn_ud;
     struct loop_timer periodic;
     struct buf scratch;
+    struct conn_ratelim dial_rl;  /* dials refused by the allowlist */
 };
 
 /* ---- local processes ---- */
@@ -275,10 +276,28 @@ struct conn *node_conn_for(struct node *n, struct term pid)
     return c && c->state == CONN_UP ? c : NULL;
 }
 
+int node_allowed(const struct node *n, const char *peer)
+{
+    if (!n->cfg.allow)
+        return 1;
+    for (size_t i = 0; i < n->cfg.nallow; i++)
+        if (strcmp(n->cfg.allow[i], peer) == 0)
+            return 1;
+    return 0;
+}
+
 struct conn *node_connect(struct node *n, const char *peer)
 {
     if (strcmp(peer, n->name) == 0)
         return conn_loopback(n->conns);
+    if (!node_allowed(n, peer)) {
+        /* Replication and the coordinator retry: one line per second. */
+        uint32_t dropped;
+        if (conn_ratelim_pass(&n->dial_rl, loop_now(n->loop), 1, &dropped))
+            log_warn("not connecting to %s: not on the --allow list%s", peer,
+                     dropped ? " (earlier such attempts not logged)" : "");
+        return NULL;
+    }
     struct conn *c = conn_find(n->conns, peer);
     if (c)
         return c;
@@ -340,8 +359,8 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
     const char *why;
     int rc = ctrl_decode(body, len, &m, &why);
     if (rc) {
-        log_warn("%s from %s (%zu bytes) ignored: %s", rc == -ENOTSUP ? "control op" :
-                 "malformed frame", c->peer, len, why);
+        conn_warn(c, "%s from %s (%zu bytes) ignored: %s", rc == -ENOTSUP ? "control op" :
+                  "malformed frame", c->peer, len, why);
         return;
     }
     switch (m.op) {
@@ -404,14 +423,21 @@ static void node_on_down(void *ud, struct conn *c, const char *why)
     node_notify((struct node *)ud, c, 0);
 }
 
-/* Simultaneous connect (both sides dialled at once): the node whose name
- * sorts higher keeps its outgoing attempt, as net_kernel decides it. */
+/* Status for an incoming handshake. Ourselves and nodes off the allowlist
+ * get not_allowed. Simultaneous connect (both sides dialled at once): the
+ * node whose name sorts higher keeps its outgoing attempt, as net_kernel
+ * decides it. */
 static enum hs_status node_decide(void *ud, struct conn *c, const char *peer, uint64_t flags)
 {
     (void)flags;
     struct node *n = ud;
     if (strcmp(peer, n->name) == 0)
         return HS_NOT_ALLOWED;
+    if (!node_allowed(n, peer)) {
+        /* Named, so not rate-limited: every refusal is worth a line. */
+        log_warn("refusing connection from %s: not on the --allow list", peer);
+        return HS_NOT_ALLOWED;
+    }
     for (struct conn *o = conn_first(n->conns); o; o = o->next) {
         if (o == c || !o->initiator || o->state == CONN_UP || strcmp(o->peer, peer) != 0)
             continue;
@@ -556,6 +582,7 @@ int node_start(struct node *n, char *err, size_t errlen)
         .max_frame = n->cfg.max_frame,
         .max_out = n->cfg.max_out,
         .max_conns = n->cfg.max_conns,
+        .max_handshakes = n->cfg.max_handshakes,
         .tick_ms = tick / 4,
         .dead_ms = tick,
         .handshake_ms = n->cfg.handshake_ms,

@@ -14,6 +14,10 @@
  *
  * Outgoing messages are encoded straight into the peer's output buffer and
  * leave in the connection layer's once-per-iteration flush.
+ *
+ * Allowlist (like net_kernel:allow/1): when cfg.allow is set, a handshake
+ * from a node not on it is answered not_allowed and logged by name, and
+ * lockerd never dials such a node itself.
  */
 #ifndef LOCKERD_NODE_H
 #define LOCKERD_NODE_H
@@ -41,8 +45,12 @@ struct node_cfg {
     size_t max_frame;
     size_t max_out;
     size_t max_conns;
+    size_t max_handshakes;    /* incoming handshakes in progress; 0 = no cap */
     int net_ticktime_s;
     int64_t handshake_ms;
+    char *const *allow;       /* node names; NULL = every node (caller owns,
+                               * must outlive the node) */
+    size_t nallow;
 };
 
 struct node *node_new(struct loop *l, const struct node_cfg *cfg, char *err, size_t errlen);
@@ -77,6 +85,8 @@ void node_set_spawn_handler(struct node *n, node_msg_fn fn, void *ud);
 /* The connection to a node: existing (any state), or started now. NULL if
  * it cannot be started (bad name, limit). */
 struct conn *node_connect(struct node *n, const char *peer);
+/* 1 if the allowlist admits peer (always, when there is none). */
+int node_allowed(const struct node *n, const char *peer);
 /* The UP connection carrying messages to the owner of pid, or NULL. */
 struct conn *node_conn_for(struct node *n, struct term pid);
 

@@ -9,6 +9,18 @@
  * {error, {unknown_request, Req}} like unknown requests: the server never
  * dies of bad input.
  *
+ * Limits (--max-leases, --max-memory, --max-waiters) are checked where a
+ * lease or waiter would be created, never where an acknowledged write is
+ * applied: a key without a lease gets the vote {error, {limit, leases}}
+ * (or memory) instead of ok, which the coordinator counts as a refusal,
+ * so the lock fails cleanly (no_quorum) before anything is written. A
+ * pending write lock reserves a lease, so a commit we voted for is always
+ * applied; a commit we did not vote for (no write lock of its tag) that
+ * would add a key over the limit is refused the same way, so a peer
+ * sending bare writes cannot grow the table either. Replicated entries
+ * are always applied: the masters acknowledged them. Refusals are logged
+ * at most once per second per limit, with a count.
+ *
  * Time: before each request the store's clock is set to the loop's cached
  * "now", so logically expired leases are invisible at once; reclamation
  * runs in a loop hook with a bounded budget per iteration.
@@ -47,6 +59,7 @@ struct server {
     struct loop_timer push_timer;
     server_wake_fn waker;
     void *waker_ud;
+    struct conn_ratelim limit_rl[3];
 };
 
 struct req {
@@ -117,6 +130,51 @@ static int log_kv(struct server *s, const char *op, struct term k, const struct 
     return rc ? rc : log_entry(s);
 }
 
+/* ---- limits ---- */
+
+enum { LIM_LEASES, LIM_MEMORY, LIM_WAITERS };
+static const char *const limit_names[] = {"leases", "memory", "waiters"};
+
+static void limit_log(struct server *s, int which, const char *what)
+{
+    uint32_t dropped;
+    if (!conn_ratelim_pass(&s->limit_rl[which], now_ms(s), 1, &dropped))
+        return;
+    char more[64] = "";
+    if (dropped)
+        snprintf(more, sizeof more, "; %u earlier ones not logged", dropped);
+    log_warn("%s: --max-%s reached (%zu leases, %zu write locks, %zu waiters, %zu store "
+             "bytes%s)", what, limit_names[which], store_lease_count(s->store),
+             store_wlock_count(s->store), store_waiter_count(s->store),
+             store_mem_bytes(s->store), more);
+}
+
+/* The limit a new lease would break, or -1. */
+static int lease_limit(struct server *s)
+{
+    if (s->cfg.max_leases &&
+        store_lease_count(s->store) + store_wlock_count(s->store) >= s->cfg.max_leases)
+        return LIM_LEASES;
+    if (s->cfg.max_memory && store_mem_bytes(s->store) >= s->cfg.max_memory)
+        return LIM_MEMORY;
+    return -1;
+}
+
+/* {error, {limit, Which}} */
+static int reply_limit(struct server *s, int which, const char *what)
+{
+    limit_log(s, which, what);
+    int rc = enc_tuple(&s->reply, 2);
+    if (!rc)
+        rc = enc_atom(&s->reply, "error");
+    return rc ? rc : enc_atom_pair(&s->reply, "limit", limit_names[which]);
+}
+
+static int waiter_limit(struct server *s)
+{
+    return s->cfg.max_waiters && store_waiter_count(s->store) >= s->cfg.max_waiters;
+}
+
 /* ---- calls ---- */
 
 struct caller {
@@ -137,6 +195,9 @@ static int h_get_write_lock(struct server *s, struct caller *c, struct req *r)
     int held = store_lease_get(s->store, key, &val, NULL) == 0;
     struct term nf = {(const uint8_t *)NOT_FOUND_ATOM, 11};
     if ((held && term_eq(val, expected)) || (!held && term_eq(expected, nf))) {
+        int lim = held ? -1 : lease_limit(s);
+        if (lim >= 0)
+            return reply_limit(s, lim, "vote for a new lease refused");
         int rc = store_wlock_add(s->store, key, tag, clock_add(now_ms(s), s->cfg.write_lock_ms));
         return rc ? rc : reply_ok(s);
     }
@@ -163,7 +224,12 @@ static int put_lease(struct server *s, struct req *r, const char *op)
         return -EINVAL;
     if (len < 0)
         len = 0;
+    struct term cur;
+    int voted = store_wlock_get(s->store, key, &cur, NULL) == 0 && term_eq(cur, tag);
+    int lim = voted || store_lease_get(s->store, key, NULL, NULL) == 0 ? -1 : lease_limit(s);
     store_wlock_drop_tag(s->store, tag);
+    if (lim >= 0)
+        return reply_limit(s, lim, "commit of a new lease without our vote refused");
     int rc = store_lease_put(s->store, key, val, clock_add(now_ms(s), len));
     if (!rc)
         rc = log_kv(s, op, key, &val, &len);
@@ -219,6 +285,8 @@ static int add_waiter(struct server *s, struct caller *c, struct term key,
 {
     if (!c)
         return -EAGAIN; /* evaluated without a caller (rpc): cannot wait */
+    if (waiter_limit(s))
+        return reply_limit(s, LIM_WAITERS, "wait refused");
     buf_reset(&s->ctx);
     int rc = buf_put_u32(&s->ctx, c->g.from_pid.len);
     if (!rc)
@@ -580,8 +648,8 @@ static void handle_call(struct server *s, struct caller *c)
         if (err == -ENOMEM)
             log_error("out of memory serving a call from %s", c->conn->peer);
         else
-            log_warn("unknown or malformed request from %s (%u bytes)", c->conn->peer,
-                     c->g.req.len);
+            conn_warn(c->conn, "unknown or malformed request from %s (%u bytes)",
+                      c->conn->peer, c->g.req.len);
         buf_reset(&s->reply);
         rc = enc_tuple(&s->reply, 2);
         if (!rc)
@@ -615,6 +683,9 @@ static int replay_entry(struct server *s, const uint8_t *p, size_t len, size_t *
     if ((strcmp(r.op, "write") == 0 || strcmp(r.op, "extend_lease") == 0) && r.nargs == 3) {
         if (canon(s, 1, r.args[1], &val) || arg_int(r.args[2], &l))
             return -EINVAL;
+        int lim = store_lease_get(s->store, key, NULL, NULL) == 0 ? -1 : lease_limit(s);
+        if (lim >= 0)
+            limit_log(s, lim, "replicated lease applied over the limit");
         return store_lease_put(s->store, key, val, clock_add(now_ms(s), l < 0 ? 0 : l));
     }
     if (strcmp(r.op, "update") == 0 && r.nargs == 2) {
@@ -638,13 +709,13 @@ static void replay(struct server *s, struct conn *c, struct term cast)
     if (term_get_tuple(cast.p, cast.len, &pos, &ar) || ar != 3 ||
         !term_is_atom(cast.p, cast.len, pos, "trans_log") || term_skip(cast.p, cast.len, &pos) ||
         term_skip(cast.p, cast.len, &pos)) {
-        log_warn("unknown cast from %s ignored", c->peer);
+        conn_warn(c, "unknown cast from %s ignored", c->peer);
         return;
     }
     if (term_peek(cast.p, cast.len, pos) == TT_NIL)
         return;
     if (term_get_list(cast.p, cast.len, &pos, &n)) {
-        log_warn("trans_log from %s without an entry list ignored", c->peer);
+        conn_warn(c, "trans_log from %s without an entry list ignored", c->peer);
         return;
     }
     size_t bad = 0;
@@ -658,7 +729,7 @@ static void replay(struct server *s, struct conn *c, struct term cast)
         }
     }
     if (bad)
-        log_warn("trans_log from %s: %zu malformed entries skipped", c->peer, bad);
+        conn_warn(c, "trans_log from %s: %zu malformed entries skipped", c->peer, bad);
 }
 
 /* ---- waking waiters ---- */
@@ -673,6 +744,10 @@ int server_wait(struct server *s, struct term key_raw, int kind,
     struct term key;
     if (canon(s, 0, key_raw, &key))
         return -EINVAL;
+    if (waiter_limit(s)) {
+        limit_log(s, LIM_WAITERS, "rpc wait refused");
+        return -EBUSY;
+    }
     uint8_t ctx[12];
     put_u32(ctx, WAIT_INTERNAL);
     put_u32(ctx + 4, (uint32_t)(id >> 32));

@@ -25,6 +25,13 @@ struct server_cfg {
     int64_t write_lock_ms;   /* 10000 */
     int64_t expire_budget;   /* expiry work per loop iteration */
     size_t max_backlog;
+    /* Limits, 0 = none. A vote or commit that would create a lease beyond
+     * max_leases (leases + pending write locks) or with the store over
+     * max_memory bytes, and a wait beyond max_waiters, is answered
+     * {error, {limit, leases | memory | waiters}}; see server.c. */
+    size_t max_leases;
+    size_t max_waiters;
+    size_t max_memory;
     int eager_push;          /* push each loop iteration's writes at once */
 };
 

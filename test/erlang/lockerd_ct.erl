@@ -30,6 +30,13 @@
 %% Client-library tools (bin/locker-echo, bin/lkc-hold, ...).
 -export([tool_bin/1, start_program/2, program_line/3, kill_program/2]).
 
+%% Hostile-peer helpers (lockerd_limits_SUITE): raw sockets to a node's
+%% distribution port, a minimal handshake, hand-made frames, a probe timing
+%% an honest caller, and log line counts.
+-export([dist_port/1, raw_sockets/3, raw_closed/2, raw_close_all/1,
+         raw_handshake/2, raw_pid/1, raw_call/4, raw_send/2,
+         probe_start/1, probe_stop/1, log_count/2]).
+
 -define(READY_TIMEOUT, 10000).
 -define(STOP_TIMEOUT, 5000).
 
@@ -549,3 +556,126 @@ kill_program(#{port := Port, os_pid := OsPid}, Signal) ->
         undefined -> ok;
         _ -> os_kill(Signal, OsPid), ok
     end.
+
+%%--------------------------------------------------------------------
+%% Hostile peers: raw distribution sockets
+
+%% The distribution port epmd gives for Node.
+dist_port(Node) ->
+    [Name, Host] = string:split(atom_to_list(Node), "@"),
+    {port, Port, _} = erl_epmd:port_please(Name, Host),
+    Port.
+
+%% N TCP connections to Node's distribution port that never handshake.
+%% Payload: none (silent) or a binary sent once (e.g. one byte of a length).
+raw_sockets(Node, N, Payload) ->
+    Port = dist_port(Node),
+    [begin
+         {ok, S} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}], 5000),
+         case Payload of
+             none -> ok;
+             Bin -> gen_tcp:send(S, Bin)
+         end,
+         S
+     end || _ <- lists:seq(1, N)].
+
+%% How many of Socks the other side has closed (within Timeout ms each;
+%% 0 looks only at what already happened). Data received is discarded.
+raw_closed(Socks, Timeout) ->
+    length([S || S <- Socks, raw_is_closed(S, Timeout)]).
+
+raw_is_closed(S, Timeout) ->
+    case gen_tcp:recv(S, 0, Timeout) of
+        {error, timeout} -> false;
+        {error, _} -> true;
+        {ok, _} -> raw_is_closed(S, Timeout)
+    end.
+
+raw_close_all(Socks) ->
+    [gen_tcp:close(S) || S <- Socks],
+    ok.
+
+%% A minimal initiator handshake (DIST.md section 2) as node MyName
+%% ("alive@host") with this VM's cookie: send_name, status, challenge,
+%% reply with the digest, ack. Returns {ok, Socket} in {packet, 4} mode
+%% (frames after the handshake), or {error, Step, Reason}.
+raw_handshake(Node, MyName) ->
+    Port = dist_port(Node),
+    Flags = 16#D07074FBC,
+    Name = list_to_binary(MyName),
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}, {packet, 2}], 5000),
+    ok = gen_tcp:send(S, <<$N, Flags:64, 1:32, (byte_size(Name)):16, Name/binary>>),
+    case gen_tcp:recv(S, 0, 5000) of
+        {ok, <<$s, "ok">>} ->
+            case gen_tcp:recv(S, 0, 5000) of
+                {ok, <<$N, _PFlags:64, Challenge:32, _Cr:32, _NL:16, _/binary>>} ->
+                    Digest = erlang:md5([cookie(), integer_to_list(Challenge)]),
+                    ok = gen_tcp:send(S, <<$r, 12345:32, Digest/binary>>),
+                    case gen_tcp:recv(S, 0, 5000) of
+                        {ok, <<$a, _:16/binary>>} ->
+                            ok = inet:setopts(S, [{packet, 4}]),
+                            {ok, S};
+                        Other ->
+                            gen_tcp:close(S),
+                            {error, ack, Other}
+                    end;
+                Other ->
+                    gen_tcp:close(S),
+                    {error, challenge, Other}
+            end;
+        Other ->
+            gen_tcp:close(S),
+            {error, status, Other}
+    end.
+
+%% A pid of the raw node MyName (NEW_PID_EXT, creation 1).
+raw_pid(MyName) ->
+    N = list_to_binary(MyName),
+    binary_to_term(<<131, 88, 119, (byte_size(N)), N/binary, 1:32, 0:32, 1:32>>).
+
+%% A gen_server call frame body from the raw node to {Name, Node}:
+%% REG_SEND {6, From, '', Name} + {'$gen_call', {From, Tag}, Req}.
+raw_call(MyName, Name, Tag, Req) ->
+    From = raw_pid(MyName),
+    [112, term_to_binary({6, From, '', Name}),
+     term_to_binary({'$gen_call', {From, Tag}, Req})].
+
+%% Send frame bodies ({packet, 4} adds the length); errors ignored (the
+%% other side may have closed the connection).
+raw_send(S, Frames) ->
+    [gen_tcp:send(S, F) || F <- Frames],
+    ok.
+
+%%--------------------------------------------------------------------
+%% An honest caller, timed: get_debug_state every 20 ms until stopped.
+
+probe_start(Node) ->
+    Parent = self(),
+    spawn_link(fun() -> probe_loop(Parent, Node, 0, [], 0) end).
+
+%% #{calls, failures, max_ms}.
+probe_stop(P) ->
+    P ! {stop, self()},
+    receive {P, Result} -> Result after 10000 -> error(probe_hung) end.
+
+probe_loop(Parent, Node, Calls, Bad, Max) ->
+    T0 = erlang:monotonic_time(millisecond),
+    R = (catch gen_server:call({locker, Node}, get_debug_state, 5000)),
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    Bad1 = case R of
+               {ok, _, _, _, _, _} -> Bad;
+               _ -> [R | Bad]
+           end,
+    receive
+        {stop, From} ->
+            From ! {self(), #{calls => Calls + 1, failures => lists:reverse(Bad1),
+                              max_ms => max(Max, Ms)}}
+    after 20 ->
+            probe_loop(Parent, Node, Calls + 1, Bad1, max(Max, Ms))
+    end.
+
+%% Lines of a lockerd's log matching the regular expression Re.
+log_count(#{log := Log}, Re) ->
+    {ok, Bin} = file:read_file(Log),
+    length([L || L <- binary:split(Bin, <<"\n">>, [global]),
+                 re:run(L, Re, [{capture, none}]) =:= match]).
