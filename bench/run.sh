@@ -33,22 +33,11 @@ export LKC_BENCH_BIN="$repo/build/bench/lkc_bench"
 erlc -o build/bench/ebin test/erlang/lockerd_ct.erl test/erlang/lkr.erl \
     test/erlang/lkr_server.erl bench/bench_load.erl bench/lockerd_bench.erl
 
-if ! epmd -names >/dev/null 2>&1; then
-    ERL_EPMD_ADDRESS=127.0.0.1 epmd -daemon
-fi
-
+. "$repo/scripts/lib.sh"
+ensure_epmd loopback
 # lockerd and generator pids, for cleanup after a crashed driver VM
-pidfile="$out/logs/pids"
-: > "$pidfile"
-export LOCKERD_PIDFILE="$pidfile"
-cleanup() {
-    while read -r pid bin; do
-        if [ -r "/proc/$pid/cmdline" ] && tr '\0' '\n' < "/proc/$pid/cmdline" | head -n 1 | grep -qxF "$bin"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done < "$pidfile"
-}
-trap cleanup EXIT
+track_pids "$out/logs/pids"
+trap kill_tracked EXIT
 
 erl -noshell -sname "lockerd_bench_$$" -setcookie lockerd_bench \
     -kernel inet_dist_use_interface '{127,0,0,1}' -kernel logger_level warning -kernel prevent_overlapping_partitions false \

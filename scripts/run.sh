@@ -9,8 +9,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 make -s -j"$(nproc)" bin/lockerd
 host=$(hostname -s)
-if ! epmd -names >/dev/null 2>&1; then
-  epmd -daemon
-  for _ in $(seq 50); do epmd -names >/dev/null 2>&1 && break; sleep 0.1; done
-fi
+. scripts/lib.sh
+ensure_epmd
 exec bin/lockerd -sname locker --masters "locker@$host" "$@"

@@ -7,10 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if ! epmd -names >/dev/null 2>&1; then
-  epmd -daemon
-  for _ in $(seq 50); do epmd -names >/dev/null 2>&1 && break; sleep 0.1; done
-fi
+. scripts/lib.sh
+ensure_epmd loopback
 make -j"$(nproc)" all
 make test
 make test-tsan

@@ -27,22 +27,11 @@ erlc +debug_info -o "$ebin" "$repo"/test/erlang/lkr.erl "$repo"/test/erlang/lkr_
     "$repo"/test/erlang/lockerd_ct.erl
 elixirc --ignore-module-conflict -pa "$ebin" -o "$ebin" "$here"/locker_test_registry.ex "$here"/locker_test_server.ex
 
-if ! epmd -names >/dev/null 2>&1; then
-    ERL_EPMD_ADDRESS=127.0.0.1 epmd -daemon
-fi
-
-pidfile="$build/lockerd.pids"
-: > "$pidfile"
-export LOCKERD_PIDFILE="$pidfile"
-cleanup() {
-    # lockerd processes this run started and a crashed VM left behind
-    while read -r pid bin; do
-        if [ -r "/proc/$pid/cmdline" ] && tr '\0' '\n' < "/proc/$pid/cmdline" | head -n 1 | grep -qxF "$bin"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done < "$pidfile"
-}
-trap cleanup EXIT
+. "$repo/scripts/lib.sh"
+ensure_epmd loopback
+# lockerd processes this run started and a crashed VM left behind
+track_pids "$build/lockerd.pids"
+trap kill_tracked EXIT
 
 echo "lockerd logs: $LOCKERD_LOG_DIR"
 cd "$repo"

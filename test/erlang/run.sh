@@ -44,22 +44,13 @@ for s in ${SUITES:-$(cd "$here" && ls *_SUITE.erl | sed 's/\.erl$//')}; do
 done
 suite_list=$(IFS=,; echo "${suites[*]}")
 
-if ! epmd -names >/dev/null 2>&1; then
-    ERL_EPMD_ADDRESS=127.0.0.1 epmd -daemon
-fi
-
-mkdir -p "$repo/_build"
-pidfile="$repo/_build/lockerd_ct.pids"
-: > "$pidfile"
-export LOCKERD_PIDFILE="$pidfile"
+. "$repo/scripts/lib.sh"
+ensure_epmd loopback
+track_pids "$repo/_build/lockerd_ct.pids"
 out=$(mktemp)
 cleanup() {
     # lockerd processes this run started and a crashed test VM left behind
-    while read -r pid bin; do
-        if [ -r "/proc/$pid/cmdline" ] && tr '\0' '\n' < "/proc/$pid/cmdline" | head -n 1 | grep -qxF "$bin"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done < "$pidfile"
+    kill_tracked
     rm -f "$out"
 }
 trap cleanup EXIT
