@@ -146,8 +146,11 @@ cluster_run(Kind, Run, Cfg) ->
     end.
 
 start_node(lockerd, Name, {W, Masters, Replicas}, LogDir) ->
+    %% BENCH_LOCKERD_ARGS: extra lockerd options, e.g. "--eager-push".
+    Extra = string:lexemes(env("BENCH_LOCKERD_ARGS", ""), " "),
     lockerd_ct:start_lockerd(Name, #{masters => Masters, replicas => Replicas, w => W,
-                                     log_dir => LogDir, log_level => "warn"});
+                                     log_dir => LogDir, log_level => "warn",
+                                     extra_args => Extra});
 start_node(beam, Name, Meta, _LogDir) ->
     lockerd_ct:start_beam_node(Name, Meta, peer_opts()).
 
