@@ -15,6 +15,13 @@ struct gen_call {
 
 /* {'$gen_call', {Pid, Tag}, Req}: 0, or -EINVAL when not that shape. */
 int gen_call_parse(struct term msg, struct gen_call *g);
+/* The same envelope on a message not validated yet (node_spawn_raw): the
+ * envelope, pid and tag are validated, g->req is the rest of msg (one byte
+ * at least), unchecked. The caller validates req while parsing it and
+ * must find that it ends exactly where msg does. sender: a pid already
+ * validated (the frame's From), or {NULL, 0}: a caller pid with the same
+ * bytes is taken without walking it again. */
+int gen_call_parse_head(struct term msg, struct term sender, struct gen_call *g);
 /* {'$gen_cast', Req}: 0 or -EINVAL. */
 int gen_cast_parse(struct term msg, struct term *req);
 /* If the reply tag carries an alias ([alias|Ref] or [[alias|Ref]|Mon]),

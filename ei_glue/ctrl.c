@@ -1,11 +1,14 @@
 /*
  * Control message codec; see ctrl.h.
  *
- * Decoding is two-step: the control tuple is first validated as a whole
- * with term_skip (bounded, depth-limited), then its fields are picked with
- * the bounded term_get_* readers. Any field of the wrong type makes the
- * frame malformed: lockerd then drops the frame (the caller logs it), it
- * never trusts a field it has not checked.
+ * Decoding is one pass over the control tuple: its fields are taken in
+ * order by bounded readers that validate what they take (term_next for
+ * spans, the term_get_* decoders for atoms and integers), so every byte of
+ * the tuple is checked once and the tuple ends where its last field does.
+ * Any field of the wrong type makes the frame malformed: lockerd then
+ * drops the frame (the caller logs it), it never trusts a field it has not
+ * checked. The payload is validated separately (ctrl_check_payload), so a
+ * receiver that validates while it parses can skip that second walk.
  */
 #include "ctrl.h"
 
@@ -139,21 +142,31 @@ static int ctrl_shape(int op, uint32_t *arity, int *has_payload)
     }
 }
 
-int ctrl_decode(const uint8_t *body, size_t len, struct ctrl *c, const char **why)
+/* Only the small fields: the name buffers are kilobytes each and every
+ * frame is decoded, so they are emptied, not zeroed. */
+static void ctrl_clear(struct ctrl *c)
 {
-    memset(c, 0, sizeof *c);
+    static const struct term none = {NULL, 0};
+    c->op = 0;
+    c->from = c->to = c->ref = c->id = c->reason = none;
+    c->group_leader = c->opts = c->payload = none;
+    c->to_is_name = 0;
+    c->to_name[0] = c->mod[0] = c->fun[0] = 0;
+    c->arity = c->flags = 0;
+    c->payload_checked = 0;
+}
+
+int ctrl_decode_head(const uint8_t *body, size_t len, struct ctrl *c, const char **why)
+{
+    ctrl_clear(c);
     *why = "malformed control message";
     if (len < 2 || body[0] != 112 || body[1] != TT_VERSION) {
         *why = "frame without pass-through header";
         return -EINVAL;
     }
+    /* One pass: each field is validated by the reader that takes it, so
+     * the tuple ends where the last field does. */
     struct rd r = {body, len, 2};
-    size_t ctrl_start = r.pos;
-    if (term_skip(body, len, &r.pos))
-        return -EINVAL;
-    size_t ctrl_end = r.pos;
-    r.pos = ctrl_start;
-    r.len = ctrl_end;
     uint32_t arity, want;
     int64_t op;
     int has_payload;
@@ -172,20 +185,35 @@ int ctrl_decode(const uint8_t *body, size_t len, struct ctrl *c, const char **wh
     int rc = ctrl_fields(&r, c);
     if (rc)
         return rc;
+    size_t ctrl_end = r.pos;
     if (!has_payload)
         return ctrl_end == len ? 0 : -EINVAL;
     if (ctrl_end + 1 >= len || body[ctrl_end] != TT_VERSION) {
         *why = "missing payload";
         return -EINVAL;
     }
-    size_t pos = ctrl_end + 1;
-    if (term_skip(body, len, &pos) || pos != len) {
-        *why = "malformed payload";
-        return -EINVAL;
-    }
     c->payload.p = body + ctrl_end + 1;
     c->payload.len = (uint32_t)(len - ctrl_end - 1);
     return 0;
+}
+
+int ctrl_check_payload(struct ctrl *c, const char **why)
+{
+    if (!c->payload.p || c->payload_checked)
+        return 0;
+    size_t pos = 0;
+    if (term_skip(c->payload.p, c->payload.len, &pos) || pos != c->payload.len) {
+        *why = "malformed payload";
+        return -EINVAL;
+    }
+    c->payload_checked = 1;
+    return 0;
+}
+
+int ctrl_decode(const uint8_t *body, size_t len, struct ctrl *c, const char **why)
+{
+    int rc = ctrl_decode_head(body, len, c, why);
+    return rc ? rc : ctrl_check_payload(c, why);
 }
 
 int ctrl_frame_begin(struct buf *out, size_t *mark)

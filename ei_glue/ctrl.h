@@ -5,6 +5,10 @@
  * A non-tick frame body is: 112 (pass-through) | 131 Control | [131 Payload].
  * ctrl_decode validates the whole control tuple (bounded) and checks that
  * the payload, when the op carries one, is exactly one well-formed term.
+ * ctrl_decode_head does the first part only: the payload span is then the
+ * rest of the body, unchecked, for receivers that validate it themselves
+ * while parsing it (one walk instead of two); ctrl_check_payload is the
+ * second part, for everyone else.
  * Spans in struct ctrl point into the frame body; they are valid while the
  * body is. Pids/refs are left in the sender's encoding: they are only
  * echoed back, never compared (keys, values and tags are canonicalised by
@@ -47,11 +51,17 @@ struct ctrl {
     int64_t flags;       /* SPAWN_REPLY: 1 link, 2 monitor (result in reason) */
     /* Payload term (after its 131), or p == NULL when the op has none. */
     struct term payload;
+    int payload_checked;  /* 1: payload is exactly one well-formed term */
 };
 
 /* 0, or -EINVAL (malformed; *why gets a short static reason), -ENOTSUP
  * (well-formed but an op lockerd does not know: log and ignore). */
 int ctrl_decode(const uint8_t *body, size_t len, struct ctrl *c, const char **why);
+/* Same, but the payload (the bytes after its 131, at least one) is not
+ * validated: payload_checked stays 0 and payload may be malformed. */
+int ctrl_decode_head(const uint8_t *body, size_t len, struct ctrl *c, const char **why);
+/* Validate c's payload if that was not done yet: 0, or -EINVAL (*why set). */
+int ctrl_check_payload(struct ctrl *c, const char **why);
 
 /*
  * Frame assembly. ctrl_frame_begin appends the 4-byte length placeholder,

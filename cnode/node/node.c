@@ -25,6 +25,7 @@
 struct proc {
     char name[256];
     uint32_t id;
+    int raw;                  /* takes payloads unvalidated (node_spawn_raw) */
     node_msg_fn fn;
     void *ud;
     struct buf pid;
@@ -68,15 +69,16 @@ static struct proc *proc_by_name(const struct node *n, const char *name)
     return NULL;
 }
 
-/* A pid of ours: NEW_PID_EXT/PID_EXT whose node is us; match on Id. */
+/* A pid of ours: NEW_PID_EXT/PID_EXT whose node is us. Peers echo our
+ * pids in the encoding we gave them, so byte equality finds them first. */
 static struct proc *proc_by_pid(const struct node *n, struct term pid)
 {
-    char nd[CTRL_NAME_MAX];
-    if (ctrl_term_node(pid, nd, sizeof nd) || strcmp(nd, n->name) != 0)
-        return NULL;
     for (size_t i = 0; i < n->nprocs; i++)
         if (term_eq((struct term){n->procs[i].pid.data, (uint32_t)n->procs[i].pid.len}, pid))
             return &n->procs[i];
+    char nd[CTRL_NAME_MAX];
+    if (ctrl_term_node(pid, nd, sizeof nd) || strcmp(nd, n->name) != 0)
+        return NULL;
     /* Other encodings of our pids (old PID_EXT): compare canonically. */
     struct buf tmp;
     buf_init(&tmp);
@@ -91,7 +93,8 @@ static struct proc *proc_by_pid(const struct node *n, struct term pid)
     return found;
 }
 
-int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struct term *pid)
+static int spawn(struct node *n, const char *name, int raw, node_msg_fn fn, void *ud,
+                 struct term *pid)
 {
     if (name && proc_by_name(n, name))
         return -EEXIST;
@@ -103,6 +106,7 @@ int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struc
     memset(np, 0, sizeof *np);
     snprintf(np->name, sizeof np->name, "%s", name ? name : "");
     np->id = n->next_pid++;
+    np->raw = raw;
     np->fn = fn;
     np->ud = ud;
     buf_init(&np->pid);
@@ -115,6 +119,16 @@ int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struc
         pid->len = (uint32_t)np->pid.len;
     }
     return 0;
+}
+
+int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struct term *pid)
+{
+    return spawn(n, name, 0, fn, ud, pid);
+}
+
+int node_spawn_raw(struct node *n, const char *name, node_msg_fn fn, void *ud, struct term *pid)
+{
+    return spawn(n, name, 1, fn, ud, pid);
 }
 
 int node_exit(struct node *n, struct term pid)
@@ -341,14 +355,26 @@ static struct proc *node_target(struct node *n, const struct ctrl *m)
     return p && p->fn ? p : NULL;
 }
 
+/* A payload ctrl_decode_head left unchecked: 1 if it is one valid term. */
+static int payload_ok(struct conn *c, const struct ctrl *m)
+{
+    size_t pos = 0;
+    if (!m->payload.p || m->payload_checked ||
+        (term_skip(m->payload.p, m->payload.len, &pos) == 0 && pos == m->payload.len))
+        return 1;
+    conn_warn(c, "malformed frame from %s (%u payload bytes) ignored: malformed payload",
+              c->peer, m->payload.len);
+    return 0;
+}
+
 void node_deliver_local(struct node *n, struct conn *c, const struct ctrl *m)
 {
     struct proc *p = node_target(n, m);
-    if (p && p->fn)
-        p->fn(p->ud, c, m);
-    else
+    if (!p || !p->fn)
         log_debug("message from %s to unknown %s dropped", c->peer,
                   m->to_is_name ? m->to_name : "pid");
+    else if (p->raw || payload_ok(c, m))
+        p->fn(p->ud, c, m);
 }
 
 static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t len)
@@ -357,7 +383,11 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
     struct ctrl m;
     struct proc *p;
     const char *why;
-    int rc = ctrl_decode(body, len, &m, &why);
+    /* The payload is checked on delivery, unless its receiver validates
+     * it while parsing (node_spawn_raw): one walk over it, not two. */
+    int rc = ctrl_decode_head(body, len, &m, &why);
+    if (!rc && m.op != CTRL_REG_SEND && m.op != CTRL_SEND)
+        rc = ctrl_check_payload(&m, &why);
     if (rc) {
         conn_warn(c, "%s from %s (%zu bytes) ignored: %s", rc == -ENOTSUP ? "control op" :
                   "malformed frame", c->peer, len, why);

@@ -68,7 +68,14 @@ struct conn_set *node_conns(const struct node *n);
 /* Spawn a local process; name may be NULL. *pid (canonical bytes, owned by
  * the node) identifies it. */
 int node_spawn(struct node *n, const char *name, node_msg_fn fn, void *ud, struct term *pid);
-/* Hand a message to the local process m names (by name or pid). */
+/* Same, for a process that validates what it reads: its handler gets
+ * SEND / REG_SEND payloads unchecked (m->payload may be malformed; drop
+ * what does not parse, never echo unchecked bytes to a peer). Saves the
+ * node's own walk over every payload on hot paths. */
+int node_spawn_raw(struct node *n, const char *name, node_msg_fn fn, void *ud,
+                   struct term *pid);
+/* Hand a message to the local process m names (by name or pid); its
+ * payload is validated first unless the process is raw. */
 void node_deliver_local(struct node *n, struct conn *c, const struct ctrl *m);
 int node_whereis(const struct node *n, const char *name, struct term *pid); /* 0 / -ENOENT */
 /* The process pid exits: its name is freed, messages to it are dropped,

@@ -181,6 +181,45 @@ static void test_gen_envelopes(void **st)
     assert_int_equal(gen_call_parse(span(v_gen_cast + 1, sizeof v_gen_cast - 1), &g), -EINVAL);
 }
 
+/* The head decoder leaves the payload to its receiver: the same fields as
+ * ctrl_decode, the payload span unchecked (ctrl_check_payload does the
+ * rest), and the call envelope parsed without its request. */
+static void test_decode_head(void **st)
+{
+    (void)st;
+    struct ctrl c, full;
+    const char *why;
+    assert_int_equal(ctrl_decode_head(v_reg_send, sizeof v_reg_send, &c, &why), 0);
+    assert_int_equal(DEC(v_reg_send, &full), 0);
+    assert_true(full.payload_checked);
+    assert_false(c.payload_checked);
+    assert_string_equal(c.to_name, "locker");
+    assert_true(term_eq(c.from, full.from) && term_eq(c.payload, full.payload));
+    assert_int_equal(ctrl_check_payload(&c, &why), 0);
+    assert_true(c.payload_checked);
+    /* Two terms where one belongs: the head is fine, the payload is not. */
+    assert_int_equal(ctrl_decode_head(v_extra_after_payload, sizeof v_extra_after_payload, &c,
+                                      &why), 0);
+    assert_int_equal(ctrl_check_payload(&c, &why), -EINVAL);
+    /* The envelope head, with and without the sender's pid as a shortcut:
+     * the same spans; the request is the rest, unchecked. */
+    struct gen_call g, h, v;
+    assert_int_equal(DEC(v_reg_send, &c), 0);
+    assert_int_equal(gen_call_parse(c.payload, &v), 0);
+    assert_int_equal(gen_call_parse_head(c.payload, (struct term){NULL, 0}, &g), 0);
+    assert_int_equal(gen_call_parse_head(c.payload, c.from, &h), 0);
+    assert_true(term_eq(g.from_pid, v.from_pid) && term_eq(h.from_pid, v.from_pid));
+    assert_true(term_eq(g.tag, v.tag) && term_eq(h.tag, v.tag));
+    assert_true(term_eq(g.req, v.req) && term_eq(h.req, v.req));
+    uint8_t bad[sizeof v_reg_send];
+    memcpy(bad, v_reg_send, sizeof bad);
+    bad[sizeof bad - 35] = 255; /* the request's Tag: no such term tag */
+    assert_int_equal(DEC(bad, &c), -EINVAL);
+    assert_int_equal(ctrl_decode_head(bad, sizeof bad, &c, &why), 0);
+    assert_int_equal(gen_call_parse_head(c.payload, c.from, &h), 0);
+    assert_int_equal(gen_call_parse(c.payload, &g), -EINVAL);
+}
+
 /* Encoders produce frames our own decoder (and so the BEAM) accepts. */
 static void test_encode_roundtrip(void **st)
 {
@@ -301,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_gen_envelopes),  cmocka_unit_test(test_encode_roundtrip),
         cmocka_unit_test(test_spawn_request_reply_encode),
+        cmocka_unit_test(test_decode_head),
         cmocka_unit_test(test_atoms_with_nul),
     };
     return cmocka_run_group_tests_name("ctrl", tests, NULL, NULL);
