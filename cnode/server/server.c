@@ -2,12 +2,15 @@
  * The locker server; see server.h and PROTOCOL.md sections 2-4.
  *
  * Request path: REG_SEND payload -> gen_call envelope -> request tuple
- * (atom op + argument spans) -> handler. Handlers canonicalise the
- * arguments they store or compare into per-argument scratch buffers,
- * operate on the store, encode the reply into s->reply and, for writes,
- * one transaction-log entry into s->entry. Arguments of the wrong type get
- * {error, {unknown_request, Req}} like unknown requests: the server never
- * dies of bad input.
+ * (atom op + canonical argument spans) -> handler, in one walk over the
+ * payload: the node hands it over unchecked (node_spawn_raw) and the
+ * envelope parser and the request decoder validate what they take, the
+ * decoder canonicalising each argument in the same pass. Handlers operate
+ * on the store, encode the reply into s->reply and, for writes, one
+ * transaction-log entry into s->entry. Arguments of the wrong type get
+ * {error, {unknown_request, Req}} like unknown requests; a request that is
+ * not a well-formed term is dropped with a warning (never echoed back):
+ * the server never dies of bad input.
  *
  * Limits (--max-leases, --max-memory, --max-waiters) are checked where a
  * lease or waiter would be created, never where an acknowledged write is
@@ -53,7 +56,8 @@ struct server {
     int w;
     char **masters, **replicas;
     size_t nmasters, nreplicas;
-    struct buf arg[3];
+    struct buf args;         /* request arguments the decoder rewrote */
+    struct buf key;          /* server_wait's key, canonical */
     struct buf reply, entry, ctx;
     struct loop_timer expiry_timer;
     struct loop_timer push_timer;
@@ -71,12 +75,16 @@ struct req {
 
 /* ---- helpers ---- */
 
-static int canon(struct server *s, int slot, struct term raw, struct term *out)
+/* An argument as a handler stores or compares it. The decoder
+ * (server_decode_request) validated and canonicalised every argument in
+ * the pass that split the request, so this only takes it: the bytes of a
+ * request are walked once. `slot` is not used. */
+static inline int canon(struct server *s, int slot, struct term arg, struct term *out)
 {
-    size_t pos = 0;
-    buf_reset(&s->arg[slot]);
-    int rc = term_canon_span(raw.p, raw.len, &pos, &s->arg[slot], out);
-    return rc ? rc : (pos == raw.len ? 0 : -EINVAL);
+    (void)s;
+    (void)slot;
+    *out = arg;
+    return 0;
 }
 
 static int arg_int(struct term raw, int64_t *v)
@@ -601,11 +609,12 @@ static const struct {
 };
 
 /* Request term: an atom, or a tuple {Atom, Args...} (request.c). */
-static int req_parse(struct term t, struct req *r)
+static int req_parse(struct server *s, struct term t, struct req *r)
 {
     r->whole = t;
     r->nargs = 0;
-    return server_decode_request(t, r->op, sizeof r->op, r->args, &r->nargs);
+    buf_reset(&s->args);
+    return server_decode_request(t, r->op, sizeof r->op, r->args, &r->nargs, &s->args);
 }
 
 /* Run the handler for r; 1 = reply deferred, <0 = unknown/bad. */
@@ -613,8 +622,9 @@ static int dispatch(struct server *s, struct caller *c, struct term req)
 {
     struct req r;
     buf_reset(&s->reply);
-    if (req_parse(req, &r))
-        return -ENOENT;
+    int rc = req_parse(s, req, &r);
+    if (rc)
+        return rc == -ENOMEM ? rc : -ENOENT;
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
         if (handlers[i].nargs == r.nargs && strcmp(handlers[i].op, r.op) == 0)
             return handlers[i].fn(s, c, &r);
@@ -638,11 +648,25 @@ static void send_reply(struct server *s, struct caller *c)
         log_warn("reply to %s not sent: %s", c->conn->peer, strerror(-rc));
 }
 
+/* The request arrived unchecked: is it exactly one well-formed term? */
+static int whole_term(struct term t)
+{
+    size_t pos = 0;
+    return term_skip(t.p, t.len, &pos) == 0 && pos == t.len;
+}
+
 static void handle_call(struct server *s, struct caller *c)
 {
     int rc = dispatch(s, c, c->g.req);
     if (rc == 1)
         return; /* a waiter: the reply comes later or never */
+    if (rc < 0 && !whole_term(c->g.req)) {
+        /* Never echoed back: a malformed term makes a BEAM peer drop the
+         * whole connection. */
+        conn_warn(c->conn, "malformed request from %s (%u bytes) ignored", c->conn->peer,
+                  c->g.req.len);
+        return;
+    }
     if (rc < 0) {
         int err = rc;
         if (err == -ENOMEM)
@@ -674,7 +698,7 @@ static int replay_entry(struct server *s, const uint8_t *p, size_t len, size_t *
     if (term_skip(p, len, pos))
         return -EINVAL;
     struct req r;
-    if (req_parse((struct term){p + start, (uint32_t)(*pos - start)}, &r))
+    if (req_parse(s, (struct term){p + start, (uint32_t)(*pos - start)}, &r))
         return -EINVAL;
     struct term key, val;
     int64_t l;
@@ -742,7 +766,9 @@ int server_wait(struct server *s, struct term key_raw, int kind,
                 int64_t deadline, uint64_t id)
 {
     struct term key;
-    if (canon(s, 0, key_raw, &key))
+    size_t pos = 0;
+    buf_reset(&s->key);
+    if (term_canon_span(key_raw.p, key_raw.len, &pos, &s->key, &key) || pos != key_raw.len)
         return -EINVAL;
     if (waiter_limit(s)) {
         limit_log(s, LIM_WAITERS, "rpc wait refused");
@@ -814,7 +840,9 @@ static void server_on_msg(void *ud, struct conn *c, const struct ctrl *m)
     struct server *s = ud;
     struct caller call = {.conn = c};
     store_advance(s->store, now_ms(s), 0);
-    if (gen_call_parse(m->payload, &call.g) == 0) {
+    /* m->payload is unchecked (node_spawn_raw): every reader below
+     * validates what it takes. */
+    if (gen_call_parse_head(m->payload, m->from, &call.g) == 0) {
         handle_call(s, &call);
         return;
     }
@@ -826,7 +854,7 @@ static void server_on_msg(void *ud, struct conn *c, const struct ctrl *m)
     char atom[64];
     size_t pos = 0;
     if (term_get_atom(m->payload.p, m->payload.len, &pos, atom, sizeof atom) == 0 &&
-        (strcmp(atom, "expire_leases") == 0 || strcmp(atom, "expire_locks") == 0 ||
+        pos == m->payload.len && (strcmp(atom, "expire_leases") == 0 || strcmp(atom, "expire_locks") == 0 ||
          strcmp(atom, "push_trans_log") == 0)) {
         run_job(s, atom);
         return;
@@ -874,15 +902,16 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
     loop_timer_init(&s->expiry_timer, expiry_timer_fn, s);
     loop_timer_init(&s->push_timer, push_timer_fn, s);
     s->w = cfg->w;
-    for (int i = 0; i < 3; i++)
-        buf_init(&s->arg[i]);
+    buf_init(&s->args);
+    buf_init(&s->key);
     buf_init(&s->reply);
     buf_init(&s->entry);
     buf_init(&s->ctx);
     struct store_cfg sc = {.on_wake = on_wake, .ud = s};
     if (!(s->store = store_new(&sc)))
         goto oom;
-    int rc = node_spawn(n, "locker", server_on_msg, s, &s->pid);
+    /* Raw: the request path validates each payload while parsing it. */
+    int rc = node_spawn_raw(n, "locker", server_on_msg, s, &s->pid);
     if (rc) {
         snprintf(err, errlen, "cannot register locker: %s", strerror(-rc));
         goto fail;
@@ -915,8 +944,8 @@ void server_free(struct server *s)
     store_free(s->store);
     free_names(s->masters, s->nmasters);
     free_names(s->replicas, s->nreplicas);
-    for (int i = 0; i < 3; i++)
-        buf_free(&s->arg[i]);
+    buf_free(&s->args);
+    buf_free(&s->key);
     buf_free(&s->reply);
     buf_free(&s->entry);
     buf_free(&s->ctx);

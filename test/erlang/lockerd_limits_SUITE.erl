@@ -29,7 +29,7 @@ all() ->
 
 groups() ->
     [{limits, [], [slow_loris, handshake_cap, max_conns, never_reads, malformed_frames,
-                   lease_cap, memory_cap, waiter_cap, allowlist]}].
+                   malformed_requests, lease_cap, memory_cap, waiter_cap, allowlist]}].
 
 init_per_suite(Config) ->
     lockerd_ct:ensure_epmd(),
@@ -234,6 +234,54 @@ malformed_frames(Config) ->
         ?assert(Lines =< 13),
         ok
       end).
+
+%% Calls in well-formed envelopes whose request is not a well-formed
+%% term: dropped with a warning, never answered (an unknown_request reply
+%% would echo the bad bytes, and a BEAM peer drops a connection that sends
+%% it a malformed term). Valid requests after them on the same connection
+%% are answered in order, an unknown one with unknown_request.
+malformed_requests(Config) ->
+    with_lockerd("lkd_badreq", [], Config,
+      fun(Node, H) ->
+        Raw = "raw_badreq_" ++ os:getpid() ++ "@" ++ lockerd_ct:host(),
+        {ok, S} = lockerd_ct:raw_handshake(Node, Raw),
+        Bad = [<<104, 2, 119, 5, "write", 255>>,              % no such term tag
+               <<104, 5, 119, 5, "write", 97, 1>>,            % arity beyond the bytes
+               <<119, 3, "get", 0>>,                          % a byte after the term
+               <<104, 2, 119, 1, "x", 119, 2, 16#C0, 16#80>>,  % overlong UTF-8 in an atom
+               <<104, 2, 119, 1, "x", 109, 0, 0, 0, 9, 1>>],   % binary shorter than said
+        lockerd_ct:raw_send(S, [bad_call(Raw, B) || B <- Bad]),
+        T1 = make_ref(),
+        T2 = make_ref(),
+        lockerd_ct:raw_send(S, [lockerd_ct:raw_call(Raw, locker, T1, {no_such_request, 1}),
+                                lockerd_ct:raw_call(Raw, locker, T2, summary)]),
+        ?assertEqual({T1, {error, {unknown_request, {no_such_request, 1}}}}, recv_reply(S)),
+        ?assertMatch({T2, [{write_locks, 0}, {leases, 0}]}, recv_reply(S)),
+        gen_tcp:close(S),
+        ?assert(lockerd_ct:wait_until(
+                  fun() -> lockerd_ct:log_count(H, "malformed request") >= length(Bad) end, 5000)),
+        ok
+      end).
+
+%% REG_SEND to locker with {'$gen_call', {From, Tag}, Req} around the raw
+%% request bytes ReqBytes.
+bad_call(Raw, ReqBytes) ->
+    From = lockerd_ct:raw_pid(Raw),
+    <<131, PidBytes/binary>> = term_to_binary(From),
+    <<131, TagBytes/binary>> = term_to_binary(make_ref()),
+    [112, term_to_binary({6, From, '', locker}),
+     <<131, 104, 3, 119, 9, "$gen_call", 104, 2, PidBytes/binary, TagBytes/binary,
+       ReqBytes/binary>>].
+
+%% The next message frame on a raw connection (ticks skipped): its payload.
+recv_reply(S) ->
+    case gen_tcp:recv(S, 0, 5000) of
+        {ok, <<>>} ->
+            recv_reply(S);
+        {ok, <<112, Rest/binary>>} ->
+            {_Ctrl, Used} = binary_to_term(Rest, [used]),
+            binary_to_term(binary:part(Rest, Used, byte_size(Rest) - Used))
+    end.
 
 %%--------------------------------------------------------------------
 %% Store limits
