@@ -125,6 +125,8 @@ static int log_entry(struct server *s)
 static int log_kv(struct server *s, const char *op, struct term k, const struct term *v,
                   const int64_t *len)
 {
+    if (!s->nreplicas)
+        return 0; /* the log keeps nothing without replicas: do not build it */
     buf_reset(&s->entry);
     int rc = enc_tuple(&s->entry, 2 + (v != NULL) + (len != NULL));
     if (!rc)
@@ -232,9 +234,14 @@ static int put_lease(struct server *s, struct req *r, const char *op)
         return -EINVAL;
     if (len < 0)
         len = 0;
+    /* Whether we voted or the key exists matters only over a limit: look
+     * them up then, not on every commit (a lookup in a big table is a
+     * cache miss or two). */
+    int lim = lease_limit(s);
     struct term cur;
-    int voted = store_wlock_get(s->store, key, &cur, NULL) == 0 && term_eq(cur, tag);
-    int lim = voted || store_lease_get(s->store, key, NULL, NULL) == 0 ? -1 : lease_limit(s);
+    if (lim >= 0 && ((store_wlock_get(s->store, key, &cur, NULL) == 0 && term_eq(cur, tag)) ||
+                     store_lease_get(s->store, key, NULL, NULL) == 0))
+        lim = -1;
     store_wlock_drop_tag(s->store, tag);
     if (lim >= 0)
         return reply_limit(s, lim, "commit of a new lease without our vote refused");
