@@ -1,7 +1,9 @@
 /*
  * Term encoders; see enc.h. ei writes scalars into a caller-sized char
  * array, so each ei call first reserves the worst case in the buf and then
- * advances buf->len by what ei reports it wrote.
+ * advances buf->len by what ei reports it wrote. The shapes every reply
+ * uses (short ASCII atoms, small integers) are written directly: they are
+ * the same bytes ei writes, without its per-call overhead on the hot path.
  */
 #include "enc.h"
 
@@ -12,12 +14,33 @@
 /* Worst case for one atom of 255 characters of up to 4 UTF-8 bytes. */
 #define ATOM_MAX_ENC (3 + 255 * 4)
 
+/* SMALL_ATOM_UTF8_EXT of an ASCII name of at most 255 bytes, or -1. */
+static int atom_ascii(struct buf *b, const char *name, size_t n)
+{
+    if (n > 255)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] >= 0x80)
+            return -1;
+    int rc = buf_reserve(b, 2 + n);
+    if (rc)
+        return rc;
+    b->data[b->len] = TT_SMALL_ATOM_UTF8;
+    b->data[b->len + 1] = (uint8_t)n;
+    memcpy(b->data + b->len + 2, name, n);
+    b->len += 2 + n;
+    return 0;
+}
+
 int enc_atom(struct buf *b, const char *name)
 {
     size_t n = strlen(name);
+    int rc = atom_ascii(b, name, n);
+    if (rc != -1)
+        return rc;
     if (n > 255 * 4)
         return -EINVAL;
-    int rc = buf_reserve(b, ATOM_MAX_ENC);
+    rc = buf_reserve(b, ATOM_MAX_ENC);
     if (rc)
         return rc;
     int idx = 0;
@@ -30,6 +53,15 @@ int enc_atom(struct buf *b, const char *name)
 
 int enc_long(struct buf *b, int64_t v)
 {
+    if (v >= 0 && v <= 255) {
+        uint8_t t[2] = {TT_SMALL_INT, (uint8_t)v};
+        return buf_append(b, t, 2);
+    }
+    if (v >= INT32_MIN && v <= INT32_MAX) {
+        uint8_t t[5] = {TT_INT};
+        put_u32(t + 1, (uint32_t)v);
+        return buf_append(b, t, 5);
+    }
     int rc = buf_reserve(b, 16);
     if (rc)
         return rc;
