@@ -315,6 +315,7 @@ static void close_run(struct lkc_cmd *k)
     c->stopping = 1;
     while (c->flight)
         c->flight->ops->cancel(c->flight);
+    lkc__raw_close_all(c);
     if (lkc__svc_close_all(c) == 0)
         lkc__stop(c);
     else
@@ -339,6 +340,7 @@ static void lkc_free(struct lkc *c)
 {
     lkc__calls_free_all(c);
     lkc__rpc_free(c);
+    lkc__raw_free(c);
     node_free(c->node); /* closes peers and leaves epmd; no callbacks */
     cproc_free(c->cproc);
     if (c->efd >= 0) {
@@ -453,6 +455,7 @@ static int open_opts(struct lkc *c, const struct lkc_opts *o, char *cookie, size
 static void lkc_on_conn(void *ud, struct conn *conn, int up)
 {
     lkc__rpc_conn(ud, conn, up);
+    lkc__raw_conn(ud, conn, up);
 }
 
 /* Node, epmd registration, the coordinator and the rpc process. */
@@ -475,7 +478,7 @@ static int open_node(struct lkc *c, const struct lkc_opts *o, const char *cookie
     if (rc)
         return rc == -ENOMEM ? LKC_ENOMEM : LKC_ECONNECT;
     /* After node_start: pids carry the creation epmd gave us. */
-    if (!(c->cproc = cproc_new(c->node)) || lkc__rpc_new(c) ||
+    if (!(c->cproc = cproc_new(c->node)) || lkc__rpc_new(c) || lkc__raw_new(c) ||
         node_subscribe(c->node, lkc_on_conn, c)) {
         snprintf(err, errlen, "out of memory");
         return LKC_ENOMEM;

@@ -65,6 +65,7 @@ struct lkc_cmd {
 
 struct lkc_svc_list;
 struct lkc_rpc;
+struct lkc_raw;
 
 struct lkc {
     /* Immutable after lkc_open. */
@@ -83,6 +84,7 @@ struct lkc {
     int w;
     struct lkc_cmd *flight;          /* in-flight commands */
     struct lkc_rpc *rpc;             /* dirty_read process (rpcget.c) */
+    struct lkc_raw *raw;             /* raw calls process (rawcall.c) */
     struct lkc_service *services;    /* registered services (service.c) */
     struct loop_timer close_timer;
     int stopping;                    /* close: waiting for names to be released */
@@ -129,6 +131,14 @@ int lkc__rpc_new(struct lkc *c);
 void lkc__rpc_free(struct lkc *c);
 /* Connection events: reads waiting on a lost peer move on. */
 void lkc__rpc_conn(struct lkc *c, struct conn *conn, int up);
+
+/* ---- rawcall.c ---- */
+int lkc__raw_new(struct lkc *c);
+void lkc__raw_free(struct lkc *c);
+/* Connection events: calls waiting on a lost peer fail (LKC_ECONNECT). */
+void lkc__raw_conn(struct lkc *c, struct conn *conn, int up);
+/* Close: every call in flight ends with LKC_ECLOSED. */
+void lkc__raw_close_all(struct lkc *c);
 
 /* ---- service.c ---- */
 /* Start releasing every name; returns how many are still pending. */

@@ -138,6 +138,37 @@ int lkc_extend_lease_async(lkc *c, lkc_term key, lkc_term value, int64_t lease_m
 int lkc_release_async(lkc *c, lkc_term key, lkc_term value, int64_t timeout_ms,
                       lkc_done_fn done, void *ud);
 
+/* ---- raw calls to one master (client/rawcall.c) ---- */
+
+/*
+ * gen_server:call({locker, Node}, Request, Timeout) without the quorum
+ * coordinator: Request (any term) goes to one node as is and its reply
+ * comes back. For pipelined bulk work (loading leases with `write`,
+ * measuring a master): many calls may be in flight at once, and a call
+ * started from a callback is written straight into the connection's
+ * output, so replies to one read batch produce the next batch of requests
+ * in one send.
+ *
+ * done(ud, rc, reply): rc 0 and the reply term (131 + canonical bytes,
+ * valid during the callback only); or LKC_ETIMEOUT (no reply within
+ * timeout_ms, <= 0: 5000), LKC_ECONNECT (node unreachable, its connection
+ * lost, or no process registered as locker there), LKC_ECLOSED (lkc_close).
+ * Returns 0 when the call was started (done then runs exactly once, on the
+ * client thread), or an error (LKC_EBADTERM, LKC_EINVAL, LKC_ECLOSED,
+ * LKC_ENOMEM; and from a client callback also LKC_ECONNECT) and done never
+ * runs. At most LKC_CALL_MAX calls are in flight per handle (LKC_ENOMEM
+ * beyond).
+ */
+#define LKC_CALL_MAX 262144
+typedef void (*lkc_reply_fn)(void *ud, int rc, lkc_term reply);
+int lkc_call_async(lkc *c, const char *node, lkc_term request, int64_t timeout_ms,
+                   lkc_reply_fn done, void *ud);
+/* Blocking form: *reply (free with lkc_buf_free) gets the reply term. */
+int lkc_call_wait(lkc *c, const char *node, lkc_term request, int64_t timeout_ms, lkc_buf *reply);
+/* A fresh reference of the client node (131 + canonical bytes), e.g. the
+ * Tag of a write lock: make_ref() on the client. */
+int lkc_make_ref(lkc *c, lkc_buf *out);
+
 /* ---- named services (like Locker.Server + Locker.Registry) ---- */
 
 typedef struct lkc_service lkc_service;

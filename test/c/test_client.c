@@ -444,6 +444,180 @@ static void test_close_pending(void **st)
     lkc_close(b);
 }
 
+/* ---- raw calls (lkc_call_async / lkc_call_wait) ---- */
+
+static void first_master(char *out, size_t cap)
+{
+    size_t n = strcspn(masters, ",");
+    assert_true(n < cap);
+    memcpy(out, masters, n);
+    out[n] = 0;
+}
+
+static int is_atom_ok(lkc_term t) { return t.len == 5 && !memcmp(t.data, "\x83\x77\x02ok", 5); }
+
+/* {write, Tag, {lkc_raw, I}, Self, 60000}, spliced from the terms' bytes
+ * (refs and pids have no Erlang syntax to parse). */
+static lkc_buf raw_write(lkc *c, lkc_term tag, int i)
+{
+    lkc_buf key, req;
+    char text[64];
+    snprintf(text, sizeof text, "{lkc_raw, %d}", i);
+    key = term(text);
+    size_t n = 3 + 7 + (tag.len - 1) + (key.len - 1) + (lkc_self(c).len - 1) + 5;
+    req.data = malloc(n);
+    assert_non_null(req.data);
+    unsigned char *p = req.data;
+    memcpy(p, "\x83\x68\x05\x77\x05write", 10);
+    p += 10;
+    memcpy(p, tag.data + 1, tag.len - 1);
+    p += tag.len - 1;
+    memcpy(p, key.data + 1, key.len - 1);
+    p += key.len - 1;
+    memcpy(p, lkc_self(c).data + 1, lkc_self(c).len - 1);
+    p += lkc_self(c).len - 1;
+    memcpy(p, "\x62\x00\x00\xea\x60", 5); /* 60000 */
+    p += 5;
+    req.len = (size_t)(p - req.data);
+    lkc_buf_free(&key);
+    return req;
+}
+
+struct pipe {
+    lkc *c;
+    const char *node;
+    lkc_buf tag;
+    int next, total, ok, bad, done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void pipe_done(void *ud, int rc, lkc_term reply)
+{
+    struct pipe *p = ud;
+    if (rc == 0 && is_atom_ok(reply))
+        p->ok++;
+    else
+        p->bad++;
+    if (p->next < p->total) {
+        /* From the callback: written straight into the connection. */
+        lkc_buf req = raw_write(p->c, lkc_term_of(&p->tag), p->next++);
+        int r = lkc_call_async(p->c, p->node, lkc_term_of(&req), 5000, pipe_done, p);
+        lkc_buf_free(&req);
+        if (r == 0)
+            return;
+        p->bad++;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->done++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* A blocking write, then 2000 pipelined ones (200 in flight), each a
+ * real lease on the first master. */
+static void test_raw_calls(void **st)
+{
+    (void)st;
+    char m0[256];
+    first_master(m0, sizeof m0);
+    lkc *c = open_client("rc");
+    assert_non_null(c);
+    struct pipe p = {.c = c, .node = m0, .total = 2000, .mu = PTHREAD_MUTEX_INITIALIZER,
+                     .cv = PTHREAD_COND_INITIALIZER};
+    assert_int_equal(lkc_make_ref(c, &p.tag), 0);
+    assert_int_equal(p.tag.data[0], 131);
+    assert_int_equal(p.tag.data[1], 90); /* NEWER_REFERENCE_EXT */
+    lkc_buf req = raw_write(c, lkc_term_of(&p.tag), 0), reply, v;
+    assert_int_equal(lkc_call_wait(c, m0, lkc_term_of(&req), 5000, &reply), 0);
+    assert_true(is_atom_ok(lkc_term_of(&reply)));
+    lkc_buf_free(&req);
+    lkc_buf_free(&reply);
+    enum { WINDOW = 200 };
+    p.next = WINDOW;
+    for (int i = 0; i < WINDOW; i++) {
+        req = raw_write(c, lkc_term_of(&p.tag), i);
+        assert_int_equal(lkc_call_async(c, m0, lkc_term_of(&req), 5000, pipe_done, &p), 0);
+        lkc_buf_free(&req);
+    }
+    pthread_mutex_lock(&p.mu);
+    while (p.done < WINDOW)
+        pthread_cond_wait(&p.cv, &p.mu);
+    pthread_mutex_unlock(&p.mu);
+    assert_int_equal(p.ok, p.total);
+    assert_int_equal(p.bad, 0);
+    /* Real leases: the master holds {lkc_raw, 1999} -> our pid. */
+    lkc_buf k = term("{lkc_raw, 1999}");
+    assert_int_equal(lkc_dirty_read(c, lkc_term_of(&k), &v), 0);
+    assert_true(same(lkc_term_of(&v), lkc_self(c)));
+    /* A request with no reply in time times out; a malformed one is
+     * refused before anything is sent. */
+    lkc_buf wf = term("{wait_for, {lkc_raw, never}, 60000}");
+    assert_int_equal(lkc_call_wait(c, m0, lkc_term_of(&wf), 300, &reply), LKC_ETIMEOUT);
+    static const unsigned char bad[] = {131, 104, 2, 119};
+    assert_int_equal(lkc_call_wait(c, m0, (lkc_term){bad, sizeof bad}, 1000, &reply),
+                     LKC_EBADTERM);
+    assert_int_equal(lkc_call_async(c, m0, (lkc_term){bad, sizeof bad}, 1000, pipe_done, &p),
+                     LKC_EBADTERM);
+    lkc_buf_free(&wf);
+    lkc_buf_free(&k);
+    lkc_buf_free(&v);
+    lkc_buf_free(&p.tag);
+    lkc_close(c);
+}
+
+struct one {
+    int calls, rc;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void one_done(void *ud, int rc, lkc_term reply)
+{
+    (void)reply;
+    struct one *o = ud;
+    pthread_mutex_lock(&o->mu);
+    o->calls++;
+    o->rc = rc;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* Nodes without a locker fail fast: one not running at all, and a live
+ * node (another client) whose monitor on locker answers noproc. A call
+ * pending at close ends with LKC_ECLOSED. */
+static void test_raw_call_failures(void **st)
+{
+    (void)st;
+    char m0[256], ghost[300];
+    first_master(m0, sizeof m0);
+    snprintf(ghost, sizeof ghost, "lkc_nosuch_%u@%s", suffix, host);
+    lkc *a = open_client("ra"), *b = open_client("rb");
+    assert_non_null(a);
+    assert_non_null(b);
+    lkc_buf req = term("get_meta"), reply;
+    assert_int_equal(lkc_call_wait(a, ghost, lkc_term_of(&req), 5000, &reply), LKC_ECONNECT);
+    assert_int_equal(lkc_call_wait(a, lkc_node_name(b), lkc_term_of(&req), 5000, &reply),
+                     LKC_ECONNECT);
+    assert_int_equal(lkc_call_wait(a, m0, lkc_term_of(&req), 5000, &reply), 0);
+    lkc_buf_free(&reply);
+    struct one o = {0, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+    assert_int_equal(lkc_call_async(a, ghost, lkc_term_of(&req), 5000, one_done, &o), 0);
+    pthread_mutex_lock(&o.mu);
+    while (o.calls < 1)
+        pthread_cond_wait(&o.cv, &o.mu);
+    pthread_mutex_unlock(&o.mu);
+    assert_int_equal(o.rc, LKC_ECONNECT);
+    lkc_buf wf = term("{wait_for, {lkc_raw, never}, 60000}");
+    assert_int_equal(lkc_call_async(a, m0, lkc_term_of(&wf), 60000, one_done, &o), 0);
+    lkc_close(a);
+    assert_int_equal(o.calls, 2);
+    assert_int_equal(o.rc, LKC_ECLOSED);
+    lkc_buf_free(&wf);
+    lkc_buf_free(&req);
+    lkc_close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +633,8 @@ int main(void)
         cmocka_unit_test(test_dirty_read_failover),
         cmocka_unit_test(test_register),
         cmocka_unit_test(test_close_pending),
+        cmocka_unit_test(test_raw_calls),
+        cmocka_unit_test(test_raw_call_failures),
     };
     return cmocka_run_group_tests_name("client", tests, setup, teardown);
 }
