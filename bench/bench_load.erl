@@ -8,7 +8,7 @@
 -module(bench_load).
 
 -export([pairs/3, contention/3, capacity/4, insert/5, steady/3, visibility/3,
-         percentiles/1]).
+         percentiles/1, clocks/0]).
 
 -define(LEASE, 2000).
 
@@ -249,6 +249,11 @@ poll_read(Replica, Mod, Key, Deadline) ->
 
 %%--------------------------------------------------------------------
 %% Helpers
+
+%% This node's monotonic and wall clocks (ms) at one instant: scenario 5
+%% names its expiry instant in the first, the C client counts in the second.
+clocks() ->
+    {erlang:monotonic_time(millisecond), os:system_time(millisecond)}.
 
 warmup() ->
     Key = {bench_warmup, node(), self()},

@@ -51,6 +51,11 @@ config() ->
       log_dir => filename:join(Out, "logs"),
       lkc_bench => env("LKC_BENCH_BIN", filename:join([Root, "build", "bench", "lkc_bench"])),
       cap_nodes => 2, cap_procs => 8, cap_batch => 32,
+      %% scenario 3's C generator: keys in flight (3 calls each)
+      cap_c_window => list_to_integer(env("BENCH_CAP_WINDOW", "256")),
+      %% scenarios 4/5: the C client's writes in flight; the BEAM client
+      %% row (a tenth of the leases): senders x window
+      insert_window => list_to_integer(env("BENCH_INSERT_WINDOW", "1000")),
       insert => {4, 500}}.
 
 env(Name, Default) ->
@@ -91,7 +96,7 @@ run() ->
 
 cfg_json(Cfg) ->
     maps:with([runs, seconds, vis_seconds, quick, leases, conc, scenarios, cap_nodes, cap_procs, cap_batch,
-               insert], Cfg).
+               cap_c_window, insert_window, insert], Cfg).
 
 one_run(Run, Cfg) ->
     L = cluster_run(lockerd, Run, Cfg),
@@ -205,81 +210,97 @@ scenario(2, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
     maps:merge(pick("s2.beam_clients", B, [locks_ok_per_s, no_quorum_rate, other_errors]),
                pick("s2.c_client", C, ["locks_ok_per_s", "no_quorum_rate", "errors"]));
 
-%% 3. one master flooded by cap_nodes BEAM nodes x cap_procs processes.
+%% 3. one master flooded by cap_nodes BEAM nodes x cap_procs processes,
+%% then by the C generator (one client node, cap_c_window keys in flight,
+%% the same three calls per key): calls/s and the master's CPU per call.
 scenario(3, #{masters := [M | _], mh := [MH | _], tag := Tag, cfg := Cfg} = Ctx) ->
     Secs = maps:get(seconds, Cfg),
     Loaders = [lockerd_ct:start_peer(lists:concat(["bld", I, "_", Tag]), peer_opts())
                || I <- lists:seq(1, maps:get(cap_nodes, Cfg))],
-    try
-        [{ok, _, _, _, _, _} = erpc:call(N, gen_server, call, [{locker, M}, get_debug_state])
-         || #{node := N} <- Loaders],
-        Cpu0 = cpu_ticks(MH),
-        T0 = erlang:monotonic_time(microsecond),
-        Refs = [erpc:send_request(N, bench_load, capacity, [M, maps:get(cap_procs, Cfg), Secs,
-                                                                 maps:get(cap_batch, Cfg)])
-                || #{node := N} <- Loaders],
-        Rs = [erpc:receive_response(R, call_to(Secs)) || R <- Refs],
-        Wall = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
-        Cpu1 = cpu_ticks(MH),
-        Calls = lists:sum([maps:get(calls, R) || R <- Rs]),
-        Errors = lists:sum([maps:get(errors, R) || R <- Rs]),
-        CpuS = (Cpu1 - Cpu0) / clk_tck(),
-        R = #{"s3.calls_per_s" => Calls / Secs,
+    R = try
+            [{ok, _, _, _, _, _} = erpc:call(N, gen_server, call, [{locker, M}, get_debug_state])
+             || #{node := N} <- Loaders],
+            Cpu0 = cpu_ticks(MH),
+            T0 = erlang:monotonic_time(microsecond),
+            Refs = [erpc:send_request(N, bench_load, capacity, [M, maps:get(cap_procs, Cfg), Secs,
+                                                                     maps:get(cap_batch, Cfg)])
+                    || #{node := N} <- Loaders],
+            Rs = [erpc:receive_response(Ref, call_to(Secs)) || Ref <- Refs],
+            Wall = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+            Cpu1 = cpu_ticks(MH),
+            Calls = lists:sum([maps:get(calls, X) || X <- Rs]),
+            Errors = lists:sum([maps:get(errors, X) || X <- Rs]),
+            CpuS = (Cpu1 - Cpu0) / clk_tck(),
+            say("  s3 ~s: ~.1f calls/s, ~.2f us CPU per call, master CPU ~.1f%",
+                [maps:get(kind, Ctx), Calls / Secs, CpuS * 1.0e6 / max(1, Calls), 100 * CpuS / Wall]),
+            #{"s3.calls_per_s" => Calls / Secs,
               "s3.cpu_us_per_call" => CpuS * 1.0e6 / max(1, Calls),
               "s3.cpu_utilisation" => CpuS / Wall,
-              "s3.errors" => Errors},
-        say("  s3 ~s: ~.1f calls/s, ~.2f us CPU per call, master CPU ~.1f%",
-            [maps:get(kind, Ctx), Calls / Secs, CpuS * 1.0e6 / max(1, Calls), 100 * CpuS / Wall]),
-        R
-    after
-        lockerd_ct:stop_all(Loaders)
-    end;
+              "s3.errors" => Errors}
+        after
+            lockerd_ct:stop_all(Loaders)
+        end,
+    maps:merge(R, capacity_c(Ctx));
 
 %% 4. memory: leases {user, N} -> pid written to the first master by
-%% pipelined write calls; RSS growth at the small and the large count.
+%% pipelined write calls from the C client (insert_window in flight); RSS
+%% growth at the small and the large count. Then, as an extra row, the
+%% BEAM client node writes a tenth of the count the same way (fresh keys,
+%% 1 s leases, gone before scenario 5).
 scenario(4, #{masters := [M | _], mh := [MH | _], client := #{node := CN}, cfg := Cfg} = Ctx) ->
     [Small, Big] = maps:get(leases, Cfg),
-    Ins = maps:get(insert, Cfg),
     settle(),
     Rss0 = rss_kb(MH),
     Ets0 = ets_bytes(Ctx),
-    R1 = erpc:call(CN, bench_load, insert, [M, 1, Small, {len, 3600000}, Ins], infinity),
+    R1 = insert_c(Ctx, 1, Small, ["--lease", "3600000"]),
     settle(),
     Rss1 = rss_kb(MH),
     Ets1 = ets_bytes(Ctx),
-    R2 = erpc:call(CN, bench_load, insert, [M, Small + 1, Big, {len, 3600000}, Ins], infinity),
+    R2 = insert_c(Ctx, Small + 1, Big - Small, ["--lease", "3600000"]),
     settle(),
     Rss2 = rss_kb(MH),
     Ets2 = ets_bytes(Ctx),
-    InsS = maps:get(seconds, R1) + maps:get(seconds, R2),
+    InsS = maps:get("seconds", R1) + maps:get("seconds", R2),
+    ClientCpu = maps:get("client_cpu_s", R1) + maps:get("client_cpu_s", R2),
+    B = erpc:call(CN, bench_load, insert, [M, Big + 1, Big + Small, {len, 1000},
+                                           maps:get(insert, Cfg)], infinity),
+    timer:sleep(2000),
     Res = #{"s4.rss0_kb" => Rss0,
             "s4.rss_small_kb" => Rss1, "s4.rss_big_kb" => Rss2,
             "s4.bytes_per_lease_small" => (Rss1 - Rss0) * 1024 / Small,
             "s4.bytes_per_lease_big" => (Rss2 - Rss0) * 1024 / Big,
             "s4.insert_big_s" => InsS,
             "s4.insert_per_s" => Big / InsS,
-            "s4.insert_errors" => maps:get(errors, R1) + maps:get(errors, R2)},
+            "s4.insert_client_cpu_s" => ClientCpu,
+            "s4.insert_errors" => maps:get("errors", R1) + maps:get("errors", R2),
+            "s4.beam_client_insert_small_s" => maps:get(seconds, B),
+            "s4.beam_client_insert_per_s" => Small / maps:get(seconds, B),
+            "s4.beam_client_insert_errors" => maps:get(errors, B)},
     Ets = case Ets0 of
               undefined -> #{};
               _ -> #{"s4.ets_bytes_per_lease_small" => (Ets1 - Ets0) / Small,
                      "s4.ets_bytes_per_lease_big" => (Ets2 - Ets0) / Big}
           end,
-    say("  s4 ~s: RSS ~p -> ~p -> ~p kB; ~.1f / ~.1f bytes per lease; ~p writes in ~.2f s",
+    say("  s4 ~s: RSS ~p -> ~p -> ~p kB; ~.1f / ~.1f bytes per lease; C client: ~p writes in "
+        "~.2f s (client CPU ~.2f s, errors ~p: ~s); BEAM client: ~p writes in ~.2f s",
         [maps:get(kind, Ctx), Rss0, Rss1, Rss2, (Rss1 - Rss0) * 1024 / Small,
-         (Rss2 - Rss0) * 1024 / Big, Big, InsS]),
+         (Rss2 - Rss0) * 1024 / Big, Big, InsS, ClientCpu,
+         maps:get("errors", R1) + maps:get("errors", R2), first_error([R1, R2]),
+         Small, maps:get(seconds, B)]),
     maps:merge(Res, Ets);
 
-%% 5. mass expiry: rewrite the Big leases so that they all end at one
-%% instant, run a steady stream of calls across it, report the largest
-%% delay (and the largest before the expiry, as a baseline).
+%% 5. mass expiry: rewrite the Big leases (C client) so that they all end
+%% at one instant, run a steady stream of calls across it, report the
+%% largest delay (and the largest before the expiry, as a baseline).
 scenario(5, #{masters := [M | _], mh := [MH | _], client := #{node := CN}, cfg := Cfg,
               acc := Acc} = Ctx) ->
     [_, Big] = maps:get(leases, Cfg),
-    Ins = maps:get(insert, Cfg),
     Est = round(1000 * maps:get("s4.insert_big_s", Acc, Big / 20000)),
-    Now = erpc:call(CN, erlang, monotonic_time, [millisecond]),
+    %% The client node's monotonic clock (the steady caller's) and the wall
+    %% clock the C client counts the common expiry instant in.
+    {Now, Wall} = erpc:call(CN, bench_load, clocks, []),
     Expire = Now + round(1.5 * Est) + 3000,
-    W = erpc:call(CN, bench_load, insert, [M, 1, Big, {expire_at, Expire}, Ins], infinity),
+    W = insert_c(Ctx, 1, Big, ["--expire-at-wall", integer_to_list(Wall + Expire - Now)]),
     Start = erpc:call(CN, erlang, monotonic_time, [millisecond]),
     Until = Expire + 6000,
     S = erpc:call(CN, bench_load, steady, [M, 1, Until], Until - Start + ?CALL_SLACK),
@@ -293,9 +314,10 @@ scenario(5, #{masters := [M | _], mh := [MH | _], client := #{node := CN}, cfg :
     MaxA = lists:max([0 | After]) / 1000,
     say("  s5 ~s: rewrite ~.2f s (~p s of baseline before expiry); max call delay ~.1f ms "
         "before, ~.1f ms across the expiry (at +~p ms); leases left ~p; RSS ~p kB",
-        [maps:get(kind, Ctx), maps:get(seconds, W), (Expire - Start) div 1000, MaxB, MaxA,
+        [maps:get(kind, Ctx), maps:get("seconds", W), (Expire - Start) div 1000, MaxB, MaxA,
          maps:get(max_at_ms, S) - Expire, Left, Rss]),
     #{"s5.max_delay_ms" => MaxA, "s5.baseline_max_delay_ms" => MaxB,
+      "s5.rewrite_s" => maps:get("seconds", W),
       "s5.p99_across_ms" => maps:get(p99_us, bench_load:percentiles(After)) / 1000,
       "s5.max_at_ms_after_expiry" => maps:get(max_at_ms, S) - Expire,
       "s5.baseline_s" => (Expire - Start) / 1000,
@@ -342,7 +364,10 @@ sample_file(_, _, _) ->
 %%--------------------------------------------------------------------
 %% The C load generator: one OS process, one JSON line.
 
-lkc_bench(#{masters := Masters, cfg := Cfg, tag := Tag}, Args2) ->
+lkc_bench(#{cfg := Cfg} = Ctx, Args2) ->
+    lkc_bench(Ctx, Args2, call_to(maps:get(seconds, Cfg))).
+
+lkc_bench(#{masters := Masters, cfg := Cfg, tag := Tag}, Args2, Timeout) ->
     Secs = maps:get(seconds, Cfg),
     Name = lists:concat(["lkcb_", erlang:unique_integer([positive]), "_", Tag]),
     Args = ["--masters", string:join([atom_to_list(M) || M <- Masters], ","),
@@ -350,7 +375,7 @@ lkc_bench(#{masters := Masters, cfg := Cfg, tag := Tag}, Args2) ->
             "--seconds", io_lib:format("~.3f", [Secs])] ++ Args2,
     Bin = maps:get(lkc_bench, Cfg),
     P = lockerd_ct:start_program(Bin, [lists:flatten(A) || A <- Args]),
-    case lockerd_ct:program_line(P, "{", call_to(Secs)) of
+    case lockerd_ct:program_line(P, "{", Timeout) of
         {ok, Line} ->
             wait_exit(P),
             parse_json_line(Line);
@@ -359,6 +384,48 @@ lkc_bench(#{masters := Masters, cfg := Cfg, tag := Tag}, Args2) ->
             say("  lkc_bench failed: ~p", [Other]),
             #{"error" => 1}
     end.
+
+%% Scenario 4/5 writes by the C client: {user, I} for I in From..From+N-1
+%% into the first master, insert_window in flight; its JSON figures.
+insert_c(#{masters := [M | _], cfg := Cfg} = Ctx, From, N, LeaseArgs) ->
+    R = lkc_bench(Ctx, ["--insert", integer_to_list(N), "--from", integer_to_list(From),
+                        "--window", integer_to_list(maps:get(insert_window, Cfg)),
+                        "--master", atom_to_list(M)] ++ LeaseArgs,
+                  %% at 2000 writes/s at the very least
+                  N div 2 + ?CALL_SLACK),
+    case maps:is_key("seconds", R) of
+        true -> R;
+        false -> error({c_insert_failed, R})
+    end.
+
+first_error(Rs) ->
+    case [E || R <- Rs, E <- [maps:get("first_error", R, "") ++ maps:get("first_bad_reply", R, "")],
+               E =/= ""] of
+        [E | _] -> E;
+        [] -> "none"
+    end.
+
+%% Scenario 3 with the C generator.
+capacity_c(#{masters := [M | _], mh := [MH | _], cfg := Cfg} = Ctx) ->
+    Cpu0 = cpu_ticks(MH),
+    T0 = erlang:monotonic_time(microsecond),
+    R = lkc_bench(Ctx, ["--capacity", "--window", integer_to_list(maps:get(cap_c_window, Cfg)),
+                        "--master", atom_to_list(M)]),
+    Wall = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+    CpuS = (cpu_ticks(MH) - Cpu0) / clk_tck(),
+    Calls = maps:get("calls", R, 0),
+    %% the generator's start-up and warm-up are inside Wall; its own
+    %% measured seconds are what the calls took
+    G = maps:get("seconds", R, Wall),
+    say("  s3 ~s C generator: ~.1f calls/s, ~.2f us CPU per call, master CPU ~.1f% "
+        "(generator CPU ~.1f%, errors ~p: ~s)",
+        [maps:get(kind, Ctx), Calls / G, CpuS * 1.0e6 / max(1, Calls), 100 * CpuS / G,
+         100 * maps:get("client_cpu_s", R, 0.0) / G, maps:get("errors", R, -1), first_error([R])]),
+    #{"s3.c_gen.calls_per_s" => Calls / G,
+      "s3.c_gen.cpu_us_per_call" => CpuS * 1.0e6 / max(1, Calls),
+      "s3.c_gen.cpu_utilisation" => CpuS / G,
+      "s3.c_gen.client_cpu_utilisation" => maps:get("client_cpu_s", R, 0.0) / G,
+      "s3.c_gen.errors" => maps:get("errors", R, -1)}.
 
 wait_exit(#{port := Port}) ->
     receive {Port, {exit_status, _}} -> ok after 10000 -> ok end.
@@ -445,11 +512,14 @@ headline(Agg) ->
            "beam.s1.c_client.c64.pairs_per_s"]},
          {master_calls_per_s, "lockerd.s3.calls_per_s",
           ["beam.s3.calls_per_s", "ratio.s3.calls_per_s", "lockerd.s3.cpu_us_per_call",
-           "beam.s3.cpu_us_per_call"]},
+           "beam.s3.cpu_us_per_call", "lockerd.s3.c_gen.calls_per_s",
+           "lockerd.s3.c_gen.cpu_us_per_call", "beam.s3.c_gen.calls_per_s"]},
          {bytes_per_lease_1m, "lockerd.s4.bytes_per_lease_big",
           ["beam.s4.bytes_per_lease_big", "beam.s4.ets_bytes_per_lease_big",
            "ratio.s4.bytes_per_lease_big"]},
-         {insert_1m_s, "lockerd.s4.insert_big_s", ["beam.s4.insert_big_s", "ratio.s4.insert_big_s"]},
+         {insert_1m_s, "lockerd.s4.insert_big_s",
+          ["beam.s4.insert_big_s", "ratio.s4.insert_big_s", "lockerd.s4.beam_client_insert_per_s",
+           "beam.s4.beam_client_insert_per_s"]},
          {mass_expiry_max_delay_ms, "lockerd.s5.max_delay_ms",
           ["beam.s5.max_delay_ms", "lockerd.s5.baseline_max_delay_ms",
            "beam.s5.baseline_max_delay_ms"]},
@@ -481,10 +551,17 @@ table(Agg, Cfg) ->
          {"s3 master calls/s", "s3.calls_per_s"},
          {"s3 master CPU us/call", "s3.cpu_us_per_call"},
          {"s3 master CPU utilisation", "s3.cpu_utilisation"},
+         {"s3 C generator: master calls/s", "s3.c_gen.calls_per_s"},
+         {"s3 C generator: master CPU us/call", "s3.c_gen.cpu_us_per_call"},
+         {"s3 C generator: master CPU utilisation", "s3.c_gen.cpu_utilisation"},
+         {"s3 C generator: its own CPU utilisation", "s3.c_gen.client_cpu_utilisation"},
          {"s4 bytes/lease (small)", "s4.bytes_per_lease_small"},
          {"s4 bytes/lease (big)", "s4.bytes_per_lease_big"},
          {"s4 ets bytes/lease (big)", "s4.ets_bytes_per_lease_big"},
-         {"s4 insert time big (s)", "s4.insert_big_s"},
+         {"s4 insert time big, C client (s)", "s4.insert_big_s"},
+         {"s4 insert writes/s, C client", "s4.insert_per_s"},
+         {"s4 insert writes/s, BEAM client (small)", "s4.beam_client_insert_per_s"},
+         {"s5 rewrite time big, C client (s)", "s5.rewrite_s"},
          {"s5 mass expiry max delay ms", "s5.max_delay_ms"},
          {"s5 baseline max delay ms", "s5.baseline_max_delay_ms"},
          {"s5 leases left after", "s5.leases_left"},
