@@ -14,12 +14,13 @@
  *   time from lkc_lock_async to its completion callback, successful locks
  *   only. --latencies writes every sample (microseconds, one per line).
  *
- * insert: --insert COUNT [--from I] [--window W] [--master NODE]
+ * insert: --insert COUNT [--from I] [--window W] [--batch B] [--master NODE]
  *   [--lease MS | --expire-at-wall MS]. Writes {user, I} -> this client's
  *   pid for I in From..From+COUNT-1 into one master (default: the first)
  *   with `{write, Tag, {user, I}, Pid, Len}` calls (lkc_call_async), W in
- *   flight, one Tag (a reference of the client) for the whole run, as the
- *   BEAM loader of bench/bench_load.erl does. Len is --lease (default 1 h),
+ *   flight (default 1000), refilled B at a time (default 64), one Tag (a
+ *   reference of the client) for the whole run, as the BEAM loader of
+ *   bench/bench_load.erl does. Len is --lease (default 1 h),
  *   or with --expire-at-wall the time left until that wall-clock instant
  *   (ms since the epoch), so every lease ends at the same moment.
  *
@@ -252,6 +253,7 @@ struct raw {
     const char *master;
     lkc_buf tag;
     int64_t next, last;          /* insert: next I to send, last I */
+    int window, batch;           /* insert: calls in flight at most; refill step */
     int64_t lease_ms, expire_wall;
     int64_t deadline_us;         /* capacity */
     uint64_t replies, errors;
@@ -324,15 +326,28 @@ static int ins_send(struct raw *r, int64_t i)
     return lkc_call_async(r->c, r->master, req, 60000, ins_done, r);
 }
 
+/* The window is refilled `batch` calls at a time (or with what is left),
+ * not one call per reply: a master answering one reply per read would
+ * otherwise get one request per packet back, and pay per packet. */
 static void ins_done(void *ud, int rc, lkc_term reply)
 {
     struct raw *r = ud;
     r->replies++;
+    r->active--;
     if (rc || !is_ok(reply))
         raw_error(r, rc, reply);
-    if (r->next <= r->last && ins_send(r, r->next++) == 0)
-        return;
-    if (--r->active == 0)
+    int64_t left = r->last - r->next + 1, room = r->window - r->active;
+    int64_t n = room < left ? room : left;
+    if (n > 0 && (n >= r->batch || n == left))
+        for (; n > 0; n--) {
+            if (ins_send(r, r->next) != 0) {
+                r->last = r->next - 1; /* stop sending; count what is in flight */
+                break;
+            }
+            r->next++;
+            r->active++;
+        }
+    if (r->active == 0)
         raw_finish(r);
 }
 
@@ -410,7 +425,7 @@ static void print_raw(const char *mode, struct raw *r, double el, double cpu, co
     fflush(stdout);
 }
 
-static int run_insert(struct raw *r, int64_t from, int64_t count, int window)
+static int run_insert(struct raw *r, int64_t from, int64_t count, int window, int batch)
 {
     if (lkc_make_ref(r->c, &r->tag))
         return 1;
@@ -420,6 +435,8 @@ static int run_insert(struct raw *r, int64_t from, int64_t count, int window)
     r->next = from + first;
     r->last = from + count - 1;
     r->active = (int)first;
+    r->window = window;
+    r->batch = batch < 1 ? 1 : batch > window ? window : batch;
     int64_t t0 = now_us();
     double c0 = cpu_s();
     for (int64_t i = 0; i < first; i++)
@@ -468,7 +485,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: lkc_bench --masters A@H,B@H,C@H [-setcookie C] [-sname NAME] [-w W]\n"
                "  pairs:    [--inflight N] [--seconds S] [--keys K] [--lease MS] [--latencies FILE]\n"
-               "  insert:   --insert COUNT [--from I] [--window W] [--master NODE]\n"
+               "  insert:   --insert COUNT [--from I] [--window W] [--batch B] [--master NODE]\n"
                "            [--lease MS | --expire-at-wall MS]\n"
                "  capacity: --capacity [--window W] [--seconds S] [--master NODE]\n");
 }
@@ -570,7 +587,7 @@ int main(int argc, char **argv)
     double seconds = 5;
     const char *latfile = NULL;
     int64_t insert = 0, from = 1;
-    int window = 1000, capacity = 0, lease_set = 0;
+    int window = 1000, batch = 64, capacity = 0, lease_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
@@ -597,6 +614,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--insert")) insert = atoll(v);
         else if (!strcmp(a, "--from")) from = atoll(v);
         else if (!strcmp(a, "--window")) window = atoi(v);
+        else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--master")) r.master = v;
         else if (!strcmp(a, "--expire-at-wall")) r.expire_wall = atoll(v);
         else {
@@ -628,7 +646,8 @@ int main(int argc, char **argv)
         if ((rc = raw_warmup(&r)) != 0)
             printf("{\"error\": \"warmup call to %s: %s\"}\n", r.master, lkc_strerror(rc));
         else
-            rc = insert ? run_insert(&r, from, insert, window) : run_capacity(&r, window, seconds);
+            rc = insert ? run_insert(&r, from, insert, window, batch)
+                        : run_capacity(&r, window, seconds);
         lkc_close(b.c);
         return rc ? 1 : 0;
     }
