@@ -293,7 +293,8 @@ static int raw_start(struct lkc *c, const char *node, struct term req, int64_t t
 
 /* ---- receiving ---- */
 
-/* {Ref, Reply} sent to our pid. */
+/* {Ref, Reply} sent to our pid; t is unchecked (node_spawn_raw): each part
+ * is validated as it is taken, and anything else is dropped. */
 static void raw_reply(struct lkc_raw *p, struct term t)
 {
     size_t pos = 0;
@@ -573,7 +574,8 @@ int lkc__raw_new(struct lkc *c)
     buf_init(&p->reply);
     buf_init(&p->scratch);
     c->raw = p;
-    int rc = node_spawn(c->node, NULL, raw_on_msg, p, &p->pid);
+    /* Raw: raw_reply validates each reply while taking it apart. */
+    int rc = node_spawn_raw(c->node, NULL, raw_on_msg, p, &p->pid);
     if (!rc)
         rc = build_templates(p);
     if (rc)
