@@ -44,6 +44,8 @@ struct opts {
     int port;
     const char *listen_addr;
     enum log_level level;
+    const char *state_file; /* NULL: default path; "none": no state file */
+    int64_t quiet_ms;       /* -1: automatic */
 };
 
 static void usage(FILE *f)
@@ -83,6 +85,13 @@ static void usage(FILE *f)
         "  --max-waiters N        wait_for / wait_for_release callers at most; more\n"
         "                         get {error, {limit, waiters}} (default: no limit)\n"
         "  --max-backlog BYTES    replication backlog per replica (default 67108864)\n"
+        "  --state-file PATH      where this node records the longest lease it has\n"
+        "                         granted, to know its quiet period after a restart\n"
+        "                         (default ~/.lockerd/NODE.state; 'none': no file,\n"
+        "                         restarts cannot be detected)\n"
+        "  --quiet-period MS      refuse votes on keys without a record for MS after\n"
+        "                         every start (default: after a restart only, for\n"
+        "                         the longest recorded lease, at least 10000)\n"
         "  --port P               distribution port (default: any free port)\n"
         "  --listen ADDR          listen address (default: all IPv4 addresses)\n"
         "  --log-level LEVEL      debug | info | warn | error (default info)\n"
@@ -241,6 +250,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--max-backlog")) {
             bad = parse_num(val, 1024, 1LL << 40, &v);
             o->max_backlog = (size_t)v;
+        } else if (!strcmp(a, "--state-file")) {
+            bad = !*val;
+            o->state_file = val;
+        } else if (!strcmp(a, "--quiet-period")) {
+            bad = parse_num(val, 0, 1LL << 40, &v);
+            o->quiet_ms = v;
         } else if (!strcmp(a, "--port")) {
             bad = parse_num(val, 0, 65535, &v);
             o->port = (int)v;
@@ -282,6 +297,24 @@ static void warn_not_allowed(struct node *n, const struct opts *o)
     }
 }
 
+/* The state file: --state-file, or ~/.lockerd/NODE.state (the directory
+ * made if missing). Without a usable default the node runs without one,
+ * and says that restarts cannot be detected. */
+static const char *state_file_path(const struct opts *o, char *buf, size_t cap)
+{
+    if (o->state_file)
+        return strcmp(o->state_file, "none") ? o->state_file : NULL;
+    const char *home = getenv("HOME");
+    if (home && *home && snprintf(buf, cap, "%s/.lockerd", home) < (int)cap &&
+        (mkdir(buf, 0700) == 0 || errno == EEXIST) &&
+        snprintf(buf, cap, "%s/.lockerd/%s.state", home, o->name) < (int)cap)
+        return buf;
+    log_warn("no state file (cannot use ~/.lockerd: %s): a restart of this node cannot be "
+             "detected, so it gets no quiet period; give --state-file PATH",
+             home ? strerror(errno) : "HOME not set");
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {
@@ -294,6 +327,7 @@ int main(int argc, char **argv)
         .max_backlog = 64u << 20,
         .net_ticktime = 60,
         .level = LOG_INFO,
+        .quiet_ms = -1,
     };
     if (parse_opts(argc, argv, &o))
         return 2;
@@ -326,8 +360,10 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-    char err[256] = "";
+    char err[1024] = "";
     int status = 1;
+    char state_buf[PATH_MAX];
+    const char *state_path = state_file_path(&o, state_buf, sizeof state_buf);
     struct loop *l = loop_new();
     struct loop_io sig_io;
     struct node *n = NULL;
@@ -366,6 +402,8 @@ int main(int argc, char **argv)
         .max_leases = o.max_leases,
         .max_waiters = o.max_waiters,
         .max_memory = o.max_memory,
+        .state_file = state_path,
+        .quiet_ms = o.quiet_ms,
     };
     if (!(n = node_new(l, &nc, err, sizeof err)) || !(s = server_new(n, &sc, err, sizeof err)) ||
         !(ap = apply_new(n, s)) || !(rx = rex_new(n, ap)) || node_start(n, err, sizeof err)) {

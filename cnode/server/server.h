@@ -33,6 +33,10 @@ struct server_cfg {
     size_t max_waiters;
     size_t max_memory;
     int eager_push;          /* push each loop iteration's writes at once */
+    /* Safe restarts (quiet.h): state file (NULL: none) and quiet period
+     * (-1: automatic from the state file, else fixed at every start). */
+    const char *state_file;
+    int64_t quiet_ms;
 };
 
 struct server;

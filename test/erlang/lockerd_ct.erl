@@ -173,6 +173,9 @@ lockerd_args(Name, Opts) ->
         ++ Opt(max_frame, "--max-frame", fun integer_to_list/1)
         ++ Opt(net_ticktime, "--net-ticktime", fun integer_to_list/1)
         ++ ["--log-level", maps:get(log_level, Opts, "debug")]
+        %% Each node's state file (safe restarts) beside its log: a node
+        %% restarted under the same name in the same directory is quiet.
+        ++ ["--state-file", filename:join(maps:get(log_dir, Opts), Name ++ ".state")]
         ++ maps:get(extra_args, Opts, []).
 
 port_owner(Parent, Bin, Args, Log) ->
