@@ -164,18 +164,27 @@ peer_opts() ->
 
 %% 1. lock+release pairs, distinct keys: BEAM client processes, then the C
 %% client library with N pairs in flight.
-scenario(1, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
+scenario(1, #{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx) ->
     Secs = maps:get(seconds, Cfg),
     Beam = lists:foldl(
              fun(N, Acc) ->
                      LatFile = sample_file(Ctx, "beam_clients", N),
-                     R = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
-                     say("  s1 ~s beam clients c~p: ~.1f pairs/s p50 ~p us p99 ~p us",
+                     %% CPU of the client node and of the masters over the
+                     %% run, in cores: where the bound lies.
+                     {C0, M0, T0} = {cpu_ticks(CH), lists:map(fun cpu_ticks/1, MH), now_ms()},
+                     R0 = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
+                     Wall = (now_ms() - T0) / 1000 * clk_tck(),
+                     R = R0#{client_cpu => (cpu_ticks(CH) - C0) / Wall,
+                             masters_cpu => lists:sum([cpu_ticks(H) - M || {H, M} <- lists:zip(MH, M0)])
+                                            / Wall},
+                     say("  s1 ~s beam clients c~p: ~.1f pairs/s p50 ~p us p99 ~p us; "
+                         "CPU client ~.2f masters ~.2f cores",
                          [maps:get(kind, Ctx), N, maps:get(pairs_per_s, R),
-                          maps:get(p50_us, R), maps:get(p99_us, R)]),
+                          maps:get(p50_us, R), maps:get(p99_us, R),
+                          maps:get(client_cpu, R), maps:get(masters_cpu, R)]),
                      maps:merge(Acc, pick("s1.beam_clients.c" ++ integer_to_list(N),
                                           R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
-                                              errors]))
+                                              errors, client_cpu, masters_cpu]))
              end, #{}, maps:get(conc, Cfg)),
     C = lists:foldl(
           fun(N, Acc) ->
@@ -470,6 +479,8 @@ table(Agg, Cfg) ->
          || N <- maps:get(conc, Cfg)] ++
         [{"s1 BEAM clients c" ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ P ++ "_us"}
          || N <- maps:get(conc, Cfg), P <- ["p50", "p99", "p999"]] ++
+        [{"s1 BEAM clients c" ++ i2l(N) ++ " CPU " ++ W ++ " (cores)", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ W ++ "_cpu"}
+         || N <- maps:get(conc, Cfg), W <- ["client", "masters"]] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " pairs/s", "s1.c_client.c" ++ i2l(N) ++ ".pairs_per_s"}
          || N <- maps:get(conc, Cfg)] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.c_client.c" ++ i2l(N) ++ ".lock_" ++ P ++ "_us"}
@@ -588,3 +599,6 @@ escape(B) ->
 
 say(Fmt, Args) ->
     io:format("[bench] " ++ Fmt ++ "~n", Args).
+
+now_ms() ->
+    erlang:monotonic_time(millisecond).
