@@ -124,7 +124,7 @@ cluster_run(Kind, Run, Cfg) ->
     LogDir = maps:get(log_dir, Cfg),
     say("--- ~s cluster (run ~p): ~p", [Kind, Run, Masters]),
     MH = [start_node(Kind, N, {2, Masters, []}, LogDir) || N <- MNames],
-    Client = lockerd_ct:start_beam_node("bcl_" ++ Tag, {2, Masters, []}, peer_opts()),
+    Client = lockerd_ct:start_beam_node("bcl_" ++ Tag, {2, Masters, []}, client_opts()),
     Handles = [Client | MH],
     Ctx = #{kind => Kind, run => Run, tag => Tag, masters => Masters, mh => MH,
             client => Client, cfg => Cfg, log_dir => LogDir},
@@ -156,6 +156,13 @@ start_node(beam, Name, Meta, _LogDir) ->
 
 %% Peers are stopped and started all the time: keep global from
 %% disconnecting the others when one goes.
+%% BENCH_CLIENT_ARGS: extra erl flags for the client node only (the same
+%% for both clusters), e.g. "+sbwt none" to keep its schedulers from
+%% spinning, so that its CPU figure is work, not busy-waiting.
+client_opts() ->
+    #{args := A} = O = peer_opts(),
+    O#{args => A ++ string:lexemes(env("BENCH_CLIENT_ARGS", ""), " ")}.
+
 peer_opts() ->
     #{args => ["-kernel", "prevent_overlapping_partitions", "false"]}.
 

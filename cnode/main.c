@@ -46,6 +46,7 @@ struct opts {
     enum log_level level;
     const char *state_file; /* NULL: default path; "none": no state file */
     int64_t quiet_ms;       /* -1: automatic */
+    long coalesce_us;
 };
 
 static void usage(FILE *f)
@@ -92,6 +93,11 @@ static void usage(FILE *f)
         "  --quiet-period MS      refuse votes on keys without a record for MS after\n"
         "                         every start (default: after a restart only, for\n"
         "                         the longest recorded lease, at least 10000)\n"
+        "  --coalesce-us US       while peers keep lockerd busy, gather what arrives\n"
+        "                         for up to US microseconds after each busy iteration\n"
+        "                         and answer it in one batch: fewer wakeups for\n"
+        "                         CPU-bound BEAM clients, more latency for fast ones\n"
+        "                         (default 0: off; see README)\n"
         "  --port P               distribution port (default: any free port)\n"
         "  --listen ADDR          listen address (default: all IPv4 addresses)\n"
         "  --log-level LEVEL      debug | info | warn | error (default info)\n"
@@ -256,6 +262,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--quiet-period")) {
             bad = parse_num(val, 0, 1LL << 40, &v);
             o->quiet_ms = v;
+        } else if (!strcmp(a, "--coalesce-us")) {
+            bad = parse_num(val, 0, 100000, &v);
+            o->coalesce_us = (long)v;
         } else if (!strcmp(a, "--port")) {
             bad = parse_num(val, 0, 65535, &v);
             o->port = (int)v;
@@ -374,6 +383,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lockerd: cannot set up the event loop\n");
         goto out;
     }
+    loop_set_coalesce(l, o.coalesce_us);
     struct node_cfg nc = {
         .name = o.name,
         .cookie = o.cookie,

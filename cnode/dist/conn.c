@@ -399,8 +399,10 @@ static void conn_process_frames(struct conn *c)
             conn_close(c, "oversize frame");
             return;
         }
-        if (blen)
+        if (blen) {
+            loop_note_work(s->loop, 1);
             s->ops.on_frame(s->ud, c, body, blen);
+        }
         buf_consume(&c->in, (size_t)n);
     }
 }
