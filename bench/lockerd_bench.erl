@@ -107,7 +107,15 @@ ratios(L, B) ->
     maps:from_list([{"ratio." ++ K, V / maps:get(K, B)}
                     || {K, V} <- maps:to_list(L), is_number(V),
                        is_number(maps:get(K, B, undefined)), maps:get(K, B) /= 0]
-                   ++ c_ratio(L, B)).
+                   ++ c_ratio(L, B) ++ coalesced_ratio(L, B)).
+
+%% lockerd with --coalesce-us over the BEAM cluster, BEAM clients both.
+coalesced_ratio(L, B) ->
+    [{"ratio.coalesced_over_beam.c" ++ integer_to_list(N) ++ "." ++ F,
+      V / maps:get("s1.beam_clients.c" ++ integer_to_list(N) ++ "." ++ F, B)}
+     || N <- [1, 16, 64, 256], F <- ["pairs_per_s", "p50_us", "p99_us", "p999_us"],
+        {ok, V} <- [maps:find("s1.beam_clients_coalesced.c" ++ integer_to_list(N) ++ "." ++ F, L)],
+        maps:get("s1.beam_clients.c" ++ integer_to_list(N) ++ "." ++ F, B, 0) > 0].
 
 %% C-library clients on lockerd over BEAM clients on BEAM masters.
 c_ratio(L, B) ->
@@ -169,30 +177,49 @@ peer_opts() ->
 %%--------------------------------------------------------------------
 %% Scenarios; each returns a flat map "sN.what" => number.
 
+%% BEAM client processes locking and releasing their own keys, at each
+%% concurrency, with the CPU of the client node and of the masters over
+%% each run (in cores: where the bound lies).
+beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Concs) ->
+    Secs = maps:get(seconds, Cfg),
+    lists:foldl(
+      fun(N, Acc) ->
+              LatFile = sample_file(Ctx, What, N),
+              {C0, M0, T0} = {cpu_ticks(CH), lists:map(fun cpu_ticks/1, MH), now_ms()},
+              R0 = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
+              Wall = (now_ms() - T0) / 1000 * clk_tck(),
+              R = R0#{client_cpu => (cpu_ticks(CH) - C0) / Wall,
+                      masters_cpu => lists:sum([cpu_ticks(H) - M || {H, M} <- lists:zip(MH, M0)])
+                                     / Wall},
+              say("  s1 ~s ~s c~p: ~.1f pairs/s p50 ~p us p99 ~p us; "
+                  "CPU client ~.2f masters ~.2f cores",
+                  [maps:get(kind, Ctx), What, N, maps:get(pairs_per_s, R),
+                   maps:get(p50_us, R), maps:get(p99_us, R),
+                   maps:get(client_cpu, R), maps:get(masters_cpu, R)]),
+              maps:merge(Acc, pick("s1." ++ What ++ ".c" ++ integer_to_list(N),
+                                   R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
+                                       errors, client_cpu, masters_cpu]))
+      end, #{}, Concs).
+
+set_coalesce(#{masters := Masters}, Us) ->
+    [ok = erpc:call(M, lockerd, set_coalesce, [Us], 5000) || M <- Masters],
+    ok.
+
 %% 1. lock+release pairs, distinct keys: BEAM client processes, then the C
 %% client library with N pairs in flight.
-scenario(1, #{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx) ->
-    Secs = maps:get(seconds, Cfg),
-    Beam = lists:foldl(
-             fun(N, Acc) ->
-                     LatFile = sample_file(Ctx, "beam_clients", N),
-                     %% CPU of the client node and of the masters over the
-                     %% run, in cores: where the bound lies.
-                     {C0, M0, T0} = {cpu_ticks(CH), lists:map(fun cpu_ticks/1, MH), now_ms()},
-                     R0 = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
-                     Wall = (now_ms() - T0) / 1000 * clk_tck(),
-                     R = R0#{client_cpu => (cpu_ticks(CH) - C0) / Wall,
-                             masters_cpu => lists:sum([cpu_ticks(H) - M || {H, M} <- lists:zip(MH, M0)])
-                                            / Wall},
-                     say("  s1 ~s beam clients c~p: ~.1f pairs/s p50 ~p us p99 ~p us; "
-                         "CPU client ~.2f masters ~.2f cores",
-                         [maps:get(kind, Ctx), N, maps:get(pairs_per_s, R),
-                          maps:get(p50_us, R), maps:get(p99_us, R),
-                          maps:get(client_cpu, R), maps:get(masters_cpu, R)]),
-                     maps:merge(Acc, pick("s1.beam_clients.c" ++ integer_to_list(N),
-                                          R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
-                                              errors, client_cpu, masters_cpu]))
-             end, #{}, maps:get(conc, Cfg)),
+scenario(1, #{cfg := Cfg} = Ctx) ->
+    Beam = beam_pairs(Ctx, "beam_clients", maps:get(conc, Cfg)),
+    %% lockerd with --coalesce-us (BENCH_COALESCE_US, default 100; "0"
+    %% skips), set at run time on the same masters: BEAM clients again.
+    Coal = case {maps:get(kind, Ctx), list_to_integer(env("BENCH_COALESCE_US", "100"))} of
+               {lockerd, Us} when Us > 0 ->
+                   set_coalesce(Ctx, Us),
+                   try beam_pairs(Ctx, "beam_clients_coalesced", maps:get(conc, Cfg))
+                   after set_coalesce(Ctx, 0)
+                   end;
+               _ ->
+                   #{}
+           end,
     C = lists:foldl(
           fun(N, Acc) ->
                   R = lkc_bench(Ctx, ["--inflight", integer_to_list(N)]
@@ -208,7 +235,7 @@ scenario(1, #{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx) ->
                                        ["pairs_per_s", "lock_p50_us", "lock_p99_us",
                                         "lock_p999_us", "lock_max_us", "errors"]))
           end, #{}, maps:get(conc, Cfg)),
-    maps:merge(Beam, C);
+    maps:merge(maps:merge(Beam, Coal), C);
 
 %% 2. contention: 16 clients over 10 keys.
 scenario(2, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
@@ -456,6 +483,10 @@ headline(Agg) ->
           ["lockerd.s1.beam_clients.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s"]},
          {lock_p99_ratio_64, "ratio.s1.beam_clients.c64.p99_us",
           ["lockerd.s1.beam_clients.c64.p99_us", "beam.s1.beam_clients.c64.p99_us"]},
+         {pairs_per_s_ratio_64_coalesced, "ratio.coalesced_over_beam.c64.pairs_per_s",
+          ["lockerd.s1.beam_clients_coalesced.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s"]},
+         {lock_p99_ratio_64_coalesced, "ratio.coalesced_over_beam.c64.p99_us",
+          ["lockerd.s1.beam_clients_coalesced.c64.p99_us", "beam.s1.beam_clients.c64.p99_us"]},
          {c_client_pairs_per_s_ratio, "ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s",
           ["lockerd.s1.c_client.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s",
            "beam.s1.c_client.c64.pairs_per_s"]},
@@ -488,6 +519,13 @@ table(Agg, Cfg) ->
          || N <- maps:get(conc, Cfg), P <- ["p50", "p99", "p999"]] ++
         [{"s1 BEAM clients c" ++ i2l(N) ++ " CPU " ++ W ++ " (cores)", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ W ++ "_cpu"}
          || N <- maps:get(conc, Cfg), W <- ["client", "masters"]] ++
+        %% lockerd coalescing vs the same BEAM figures as above
+        [{"s1 coalesced c" ++ i2l(N) ++ " " ++ T, "s1.beam_clients_coalesced.c" ++ i2l(N) ++ "." ++ F,
+          "s1.beam_clients.c" ++ i2l(N) ++ "." ++ F, "coalesced_over_beam.c" ++ i2l(N) ++ "." ++ F}
+         || N <- maps:get(conc, Cfg),
+            {T, F} <- [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"},
+                       {"lock p99 us", "p99_us"}, {"CPU client (cores)", "client_cpu"},
+                       {"CPU masters (cores)", "masters_cpu"}]] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " pairs/s", "s1.c_client.c" ++ i2l(N) ++ ".pairs_per_s"}
          || N <- maps:get(conc, Cfg)] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.c_client.c" ++ i2l(N) ++ ".lock_" ++ P ++ "_us"}
@@ -511,11 +549,12 @@ table(Agg, Cfg) ->
     Head = io_lib:format("~-44s ~-26s ~-26s ~-22s~n",
                          ["figure (median [min-max] of " ++ i2l(maps:get(runs, Cfg)) ++ " runs)",
                           "lockerd", "beam", "lockerd/beam"]),
+    Full = [case R of {Label, K} -> {Label, K, K, K}; _ -> R end || R <- Rows],
     Lines = [io_lib:format("~-44s ~-26s ~-26s ~-22s~n",
-                           [Label, cell(Agg, "lockerd." ++ K), cell(Agg, "beam." ++ K),
-                            cell(Agg, "ratio." ++ K)])
-             || {Label, K} <- Rows,
-                maps:is_key("lockerd." ++ K, Agg) orelse maps:is_key("beam." ++ K, Agg)],
+                           [Label, cell(Agg, "lockerd." ++ LK), cell(Agg, "beam." ++ BK),
+                            cell(Agg, "ratio." ++ RK)])
+             || {Label, LK, BK, RK} <- Full, maps:is_key("lockerd." ++ LK, Agg)
+                                              orelse maps:is_key("beam." ++ LK, Agg)],
     Extra = case maps:find("ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s", Agg) of
                 {ok, _} -> io_lib:format("~-44s ~s~n", ["C on lockerd / BEAM clients on BEAM, c64",
                                                         cell(Agg, "ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s")]);
@@ -583,11 +622,10 @@ plots(Cfg) ->
 
 json(M) when is_map(M) ->
     ["{", lists:join(", ", [[json_key(K), ": ", json(V)] || {K, V} <- lists:sort(maps:to_list(M))]), "}"];
+%% Lists are arrays, always: a list of integers (a run's figures) must not
+%% turn into a string because it happens to be printable. Text is binary.
 json(L) when is_list(L) ->
-    case io_lib:printable_unicode_list(L) andalso L =/= [] of
-        true -> json(unicode:characters_to_binary(L));
-        false -> ["[", lists:join(", ", [json(V) || V <- L]), "]"]
-    end;
+    ["[", lists:join(", ", [json(V) || V <- L]), "]"];
 json(B) when is_binary(B) -> [$", escape(B), $"];
 json(null) -> "null";
 json(true) -> "true";
