@@ -144,6 +144,16 @@ static int f_set_coalesce(struct apply *a, const struct call *c)
     return enc_atom(&a->out, "ok");
 }
 
+/* lockerd:set_eager_push(true | false): --eager-push at run time. */
+static int f_set_eager_push(struct apply *a, const struct call *c)
+{
+    int on = term_is_atom(c->args[0].p, c->args[0].len, 0, "true");
+    if (!on && !term_is_atom(c->args[0].p, c->args[0].len, 0, "false"))
+        return -EINVAL;
+    server_set_eager_push(a->server, on);
+    return enc_atom(&a->out, "ok");
+}
+
 static int f_whereis(struct apply *a, const struct call *c)
 {
     char name[CTRL_NAME_MAX];
@@ -565,6 +575,7 @@ static const struct {
     {"erlang", "node", 0, f_node},
     {"erlang", "whereis", 1, f_whereis},
     {"lockerd", "set_coalesce", 1, f_set_coalesce},
+    {"lockerd", "set_eager_push", 1, f_set_eager_push},
 };
 
 void apply_start(struct apply *a, const char *mod, const char *fun, struct term args,

@@ -874,6 +874,13 @@ static void push_timer_fn(struct loop *l, struct loop_timer *t)
     loop_timer_arm(l, t, loop_now(l) + s->cfg.push_interval_ms);
 }
 
+void server_set_eager_push(struct server *s, int on)
+{
+    s->cfg.eager_push = on != 0;
+    repl_set_eager(s->repl, on);
+    log_info("eager push %s", on ? "on" : "off");
+}
+
 /* Only to log the end of the quiet period on time. */
 static void quiet_timer_fn(struct loop *l, struct loop_timer *t)
 {

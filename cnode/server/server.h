@@ -66,4 +66,7 @@ typedef void (*server_wake_fn)(void *ud, uint64_t id, int kind, struct term valu
 int server_wait(struct server *s, struct term key, int kind, int64_t deadline, uint64_t id);
 void server_set_waker(struct server *s, server_wake_fn fn, void *ud);
 
+/* --eager-push at run time (lockerd:set_eager_push/1). */
+void server_set_eager_push(struct server *s, int on);
+
 #endif
