@@ -13,9 +13,10 @@
  *   only while a whole record's plaintext fits. Bytes OpenSSL holds are
  *   invisible to epoll; with this rule only an end of stream noticed after
  *   some data can be left for the next call (tls_pending() says so).
- * - OpenSSL writes to the socket with write(2): the process must ignore
- *   SIGPIPE (lockerd does) or the writing thread block it (the client
- *   library's thread blocks every signal).
+ * - The socket is reached through our own BIO (send with MSG_NOSIGNAL,
+ *   recv): OpenSSL's socket BIO writes with write(2), which raises SIGPIPE
+ *   on a closed peer, and the client library runs inside applications
+ *   that may not ignore it.
  * - Unexpected EOF is read as an ordinary close (SSL_OP_IGNORE_UNEXPECTED_EOF):
  *   the distribution frames its own messages, so truncation cannot go
  *   unnoticed, and BEAM peers do not always send close_notify.
@@ -24,8 +25,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -36,6 +40,7 @@
 
 struct tls_ctx {
     SSL_CTX *ssl;
+    BIO_METHOD *bio;  /* the socket BIO of every session (tls_bio_*) */
     enum tls_verify verify;
 };
 
@@ -126,14 +131,66 @@ int tls_cfg_check(const struct tls_cfg *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- socket BIO: recv/send without SIGPIPE ----------------------------- */
+
+static int tls_bio_fd(BIO *b) { return (int)(intptr_t)BIO_get_data(b); }
+
+static int tls_bio_write(BIO *b, const char *p, int n)
+{
+    BIO_clear_retry_flags(b);
+    ssize_t r = send(tls_bio_fd(b), p, (size_t)n, MSG_NOSIGNAL);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_write(b);
+    return (int)r;
+}
+
+static int tls_bio_read(BIO *b, char *p, int n)
+{
+    BIO_clear_retry_flags(b);
+    ssize_t r = recv(tls_bio_fd(b), p, (size_t)n, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_read(b);
+    else if (r == 0)
+        BIO_set_flags(b, BIO_FLAGS_IN_EOF); /* what BIO_eof() reports */
+    return (int)r;
+}
+
+static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_EOF:
+        return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    default:
+        return 0;
+    }
+}
+
+static BIO_METHOD *tls_bio_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lockerd socket");
+    if (m && (!BIO_meth_set_write(m, tls_bio_write) || !BIO_meth_set_read(m, tls_bio_read) ||
+              !BIO_meth_set_ctrl(m, tls_bio_ctrl))) {
+        BIO_meth_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 /* ---- context ------------------------------------------------------------ */
 
-/* The reason OpenSSL gives for the last failure, and an empty queue. */
+/* The first reason OpenSSL queued for a failure (a system error as its
+ * errno text), and an empty queue. */
 static const char *tls_last_reason(char *buf, size_t len)
 {
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
-    if (r)
+    unsigned long e = ERR_peek_error();
+    const char *r = e && !ERR_SYSTEM_ERROR(e) ? ERR_reason_error_string(e) : NULL;
+    if (e && ERR_SYSTEM_ERROR(e))
+        snprintf(buf, len, "%s", strerror(ERR_GET_REASON(e)));
+    else if (r)
         snprintf(buf, len, "%s", r);
     else if (e)
         snprintf(buf, len, "OpenSSL error 0x%lx", e);
@@ -187,7 +244,7 @@ int tls_ctx_new(const struct tls_cfg *cfg, struct tls_ctx **out, char *err, size
         return rc;
     struct tls_ctx *x = calloc(1, sizeof *x);
     SSL_CTX *s = SSL_CTX_new(TLS_method());
-    if (!x || !s) {
+    if (!x || !s || !(x->bio = tls_bio_method())) {
         snprintf(err, errlen, "out of memory creating the TLS context");
         rc = -ENOMEM;
         goto fail;
@@ -215,6 +272,8 @@ int tls_ctx_new(const struct tls_cfg *cfg, struct tls_ctx **out, char *err, size
     return 0;
 fail:
     SSL_CTX_free(s);
+    if (x)
+        BIO_meth_free(x->bio);
     free(x);
     ERR_clear_error();
     return rc;
@@ -225,6 +284,7 @@ void tls_ctx_free(struct tls_ctx *x)
     if (!x)
         return;
     SSL_CTX_free(x->ssl);
+    BIO_meth_free(x->bio);
     free(x);
 }
 
@@ -286,8 +346,14 @@ struct tls *tls_new(struct tls_ctx *x, int fd, int server, const char *host)
         return NULL;
     t->server = server;
     t->ssl = SSL_new(x->ssl);
-    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1)
+    BIO *bio = BIO_new(x->bio);
+    if (!t->ssl || !bio) {
+        BIO_free(bio);
         goto fail;
+    }
+    BIO_set_data(bio, (void *)(intptr_t)fd);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(t->ssl, bio, bio); /* the SSL owns the BIO now */
     SSL_set_app_data(t->ssl, t);
     if (server)
         SSL_set_accept_state(t->ssl);
