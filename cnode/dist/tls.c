@@ -252,6 +252,8 @@ int tls_ctx_new(const struct tls_cfg *cfg, struct tls_ctx **out, char *err, size
     x->ssl = s;
     x->verify = cfg->verify;
     SSL_CTX_set_min_proto_version(s, cfg->min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    if (cfg->max_version == 12)
+        SSL_CTX_set_max_proto_version(s, TLS1_2_VERSION);
     /* Moving/partial writes: the output buffer grows (and may move) between
      * a blocked write and its retry. Released buffers: idle peers cost
      * little. No tickets, no cache: a distribution connection lives long
@@ -461,20 +463,23 @@ static int tls_status(struct tls *t, int ret)
         ERR_clear_error();
         if (SSL_is_init_finished(t->ssl))
             return 0;
-        /* Closed before the handshake finished: a peer refusing us often
-         * just closes, and a plain TCP peer gives up on our hello. */
-        t->failed = 1;
-        snprintf(t->err, sizeof t->err,
-                 "TLS handshake failed: the peer closed the connection (it may have refused "
-                 "our certificate, or it does not speak TLS)");
-        errno = ECONNRESET;
-        return -1;
+        saved = ECONNRESET; /* closed before the handshake finished */
+        __attribute__((fallthrough));
     case SSL_ERROR_SYSCALL:
         t->failed = 1;
         saved = saved ? saved : ECONNRESET;
-        snprintf(t->err, sizeof t->err, "%s", strerror(saved));
         ERR_clear_error();
         errno = saved;
+        if (SSL_is_init_finished(t->ssl)) {
+            snprintf(t->err, sizeof t->err, "%s", strerror(saved));
+            return -1;
+        }
+        /* A peer refusing us often just closes, and a plain TCP peer gives
+         * up on our hello. */
+        snprintf(t->err, sizeof t->err,
+                 "TLS handshake failed: the peer closed the connection (%s; it may have "
+                 "refused our certificate, or it does not speak TLS)",
+                 saved == ECONNRESET ? "end of stream" : strerror(saved));
         return -1;
     default:
         t->failed = 1;

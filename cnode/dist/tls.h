@@ -42,6 +42,7 @@ struct tls_cfg {
     const char *ca_file;    /* PEM CA certificates trusted for peers */
     enum tls_verify verify;
     int min_version;        /* 12 or 13 (TLS 1.2 / 1.3); 0 = 12 */
+    int max_version;        /* 0 = the newest (1.3); tests pin 12 */
 };
 
 /*
