@@ -29,7 +29,8 @@ all() ->
      expired_refused,
      lockerd_cert_refused_by_beam,
      plain_peers_refused,
-     plain_and_tls_clusters].
+     plain_and_tls_clusters,
+     client_library_over_tls].
 
 init_per_suite(Config) ->
     case lockerd_ct:lockerd_check() of
@@ -324,3 +325,55 @@ plain_and_tls_clusters(Config) ->
     [?assertEqual(pang, on(C, net_adm, ping, [N])) || N <- PMasters],
     ?assertEqual({ok, 2, 3, 3}, lkr:release(shared_key, plain_value)),
     ?assertEqual({ok, 2, 3, 3}, on(C, lkr, release, [shared_key, tls_value])).
+
+%% The C client library over TLS, through lockerctl: a lock on two TLS
+%% lockerds that a TLS BEAM peer then reads; with a certificate from the
+%% wrong CA, or without TLS, the masters are unreachable (exit 6).
+client_library_over_tls(Config) ->
+    [N1, N2, NC] = [name(B) || B <- ["tls_lib1", "tls_lib2", "tls_lib_peer"]],
+    Masters = [node_of(N1), node_of(N2)],
+    [tls_lockerd(Config, N, "node", #{masters => Masters, w => 2}) || N <- [N1, N2]],
+    C = tls_peer(Config, NC, opt),
+    Ctl = fun(Leaf, Tls, Args) ->
+                  TlsArgs = case Tls of
+                                true -> tls_args(Config, Leaf);
+                                false -> []
+                            end,
+                  run_ctl(["-setcookie", lockerd_ct:cookie(), "--listen", "127.0.0.1",
+                           "--masters", string:join([atom_to_list(M) || M <- Masters], ",")]
+                          ++ TlsArgs ++ Args)
+          end,
+    {0, Out} = Ctl("node", true, ["lock", "{c_key}", "<<\"from C\">>", "--lease", "30000"]),
+    ?assertMatch({match, _}, re:run(Out, "^ok w=2 votes=2 commits=2")),
+    [?assertEqual({ok, <<"from C">>}, on(C, lockerd_ct, lease_on, [M, {c_key}]))
+     || M <- Masters],
+    ?assertEqual({0, <<"<<\"from C\">>\n">>}, Ctl("node", true, ["read", "{c_key}"])),
+    ?assertMatch({6, _}, Ctl("wrong", true, ["--timeout", "3000", "read", "{c_key}"])),
+    ?assertMatch({6, _}, Ctl("node", false, ["--timeout", "3000", "read", "{c_key}"])).
+
+ctl_bin() ->
+    case os:getenv("LOCKERCTL_BIN") of
+        Bin when is_list(Bin), Bin =/= "" -> Bin;
+        _ -> lockerd_ct:tool_bin("lockerctl")
+    end.
+
+%% {ExitStatus, Stdout} of one lockerctl run.
+run_ctl(Args) ->
+    lockerd_ct:log("lockerctl ~s", [string:join(Args, " ")]),
+    Port = open_port({spawn_executable, ctl_bin()},
+                     [{args, Args}, binary, exit_status, use_stdio,
+                      {env, [{"LOCKERD_MASTERS", false}, {"LOCKERD_REPLICAS", false}]}]),
+    run_ctl_collect(Port, []).
+
+run_ctl_collect(Port, Acc) ->
+    receive
+        {Port, {data, D}} ->
+            run_ctl_collect(Port, [Acc, D]);
+        {Port, {exit_status, S}} ->
+            Out = iolist_to_binary(Acc),
+            lockerd_ct:log("exit ~p:~n~s", [S, Out]),
+            {S, Out}
+    after 60000 ->
+            catch port_close(Port),
+            ct:fail({lockerctl_hung, iolist_to_binary(Acc)})
+    end.
