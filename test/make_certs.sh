@@ -12,6 +12,7 @@
 # DIR/wrong_ca.pem     an unrelated CA
 # DIR/wrong.{pem,key}  HOST's names, signed by wrong_ca
 # DIR/expired.{pem,key} HOST's names, signed by ca, valid only in January 2020
+# DIR/encrypted.key    node.key under a passphrase
 #
 # EC P-256 keys (fast to make). Prints nothing on success; exits non-zero
 # with openssl's message otherwise.
@@ -99,6 +100,7 @@ leaf other ca "DNS:elsewhere.invalid"
 leaf wrong wrong_ca "$names"
 leaf expired ca "$names" -startdate 20200101000000Z -enddate 20200201000000Z
 
+run openssl pkey -in node.key -aes256 -passout pass:secret -out encrypted.key
 run openssl verify -CAfile ca.pem node.pem other.pem
 if openssl verify -CAfile ca.pem expired.pem >/dev/null 2>&1; then
     echo "make_certs.sh: expired.pem verifies; the clock or openssl is off" >&2

@@ -202,17 +202,34 @@ static const char *tls_last_reason(char *buf, size_t len)
 
 static int tls_verify_cb(int ok, X509_STORE_CTX *store);
 
+/* An encrypted key would make OpenSSL prompt on the terminal: refuse. */
+static int tls_no_passphrase(char *buf, int size, int rwflag, void *asked)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    *(int *)asked = 1;
+    return 0;
+}
+
 static int tls_ctx_load(SSL_CTX *s, const struct tls_cfg *cfg, char *err, size_t errlen)
 {
     char why[200];
+    int asked = 0;
+    SSL_CTX_set_default_passwd_cb(s, tls_no_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(s, &asked);
     if (SSL_CTX_use_certificate_chain_file(s, cfg->cert_file) != 1) {
         snprintf(err, errlen, "cannot load --tls-cert %s: %s", cfg->cert_file,
                  tls_last_reason(why, sizeof why));
         return -EINVAL;
     }
-    if (SSL_CTX_use_PrivateKey_file(s, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
+    int ok = SSL_CTX_use_PrivateKey_file(s, cfg->key_file, SSL_FILETYPE_PEM);
+    SSL_CTX_set_default_passwd_cb_userdata(s, NULL);
+    if (ok != 1) {
         snprintf(err, errlen, "cannot load --tls-key %s: %s", cfg->key_file,
-                 tls_last_reason(why, sizeof why));
+                 asked ? "the key is encrypted (passphrases are not supported)"
+                       : tls_last_reason(why, sizeof why));
+        ERR_clear_error();
         return -EINVAL;
     }
     if (SSL_CTX_check_private_key(s) != 1) {

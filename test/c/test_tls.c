@@ -379,6 +379,10 @@ static void test_ctx_errors(void **state)
     c.key_file = path("wrong.key");
     assert_int_equal(tls_ctx_new(&c, &x, err, sizeof err), -EINVAL);
     expect(err, "--tls-key");
+    c = cfg_of("node", "ca.pem");
+    c.key_file = path("encrypted.key");
+    assert_int_equal(tls_ctx_new(&c, &x, err, sizeof err), -EINVAL);
+    expect(err, "encrypted");
     c = cfg_of("node", "node.key");
     assert_int_equal(tls_ctx_new(&c, &x, err, sizeof err), -EINVAL);
     expect(err, "--tls-ca");
