@@ -30,7 +30,8 @@ all() ->
      lockerd_cert_refused_by_beam,
      plain_peers_refused,
      plain_and_tls_clusters,
-     client_library_over_tls].
+     client_library_over_tls,
+     ticks_over_tls].
 
 init_per_suite(Config) ->
     case lockerd_ct:lockerd_check() of
@@ -168,7 +169,8 @@ ok_state(Res) ->
 %% Cases
 
 %% BEAM -> lockerd over TLS 1.3: gen_server:call, multi_call, and the lkr
-%% coordinator (votes by multi_call, commits) against two TLS lockerds.
+%% coordinator (votes by multi_call, commits) against two TLS lockerds;
+%% a 4 MiB value goes in and comes back (many TLS records each way).
 beam_calls_tls13(Config) ->
     beam_calls(Config, opt13, "TLSv1.3", "c13").
 
@@ -190,6 +192,10 @@ beam_calls(Config, Opt, Vsn, Tag) ->
     [?assertEqual({ok, Vsn}, on(C, lockerd_ct, lease_on, [L, Key])) || L <- [L1, L2]],
     ?assertEqual({ok, 2, 2, 2}, on(C, lkr, release, [Key, Vsn])),
     ?assertEqual(not_found, on(C, lockerd_ct, lease_on, [L2, Key])),
+    Big = list_to_binary([rand:uniform(256) - 1 || _ <- lists:seq(1, 4 bsl 20)]),
+    ?assertEqual(ok, on(C, gen_server, call, [{locker, L1}, {write, make_ref(), big, Big, 30000},
+                                              30000])),
+    ?assertEqual({ok, Big}, on(C, lockerd_ct, lease_on, [L1, big])),
     %% what was negotiated, as each lockerd saw it
     Peer = atom_to_list(maps:get(node, C)),
     [wait_log(H, "connected from " ++ Peer ++ " \\(" ++ Vsn ++ " ") || H <- [H1, H2]].
@@ -377,3 +383,14 @@ run_ctl_collect(Port, Acc) ->
             catch port_close(Port),
             ct:fail({lockerctl_hung, iolist_to_binary(Acc)})
     end.
+
+%% With --net-ticktime 4 on both sides, an idle TLS connection survives
+%% three tick times: ticks go both ways inside TLS.
+ticks_over_tls(Config) ->
+    [NL, NP] = [name(B) || B <- ["tls_lkd_tick", "tls_ticker"]],
+    LNode = node_of(NL),
+    tls_lockerd(Config, NL, "node", #{masters => [LNode], w => 1, net_ticktime => 4}),
+    P = track(lockerd_ct:start_peer(NP, (tls_peer_opts(Config, opt))#{net_ticktime => 4})),
+    Res = on(P, lockerd_ct, idle_watch, [LNode, 12000]),
+    ct:log("idle watch: ~p", [Res]),
+    ?assertEqual({quiet, ok, true}, Res).
