@@ -46,7 +46,6 @@ struct tls_ctx {
 
 struct tls {
     SSL *ssl;
-    int server;
     int want_write;      /* the last blocked operation needs POLLOUT */
     int failed;          /* a fatal error was seen: no more SSL calls */
     int end_pending;     /* EOF/failure seen after data: report it next */
@@ -340,11 +339,10 @@ static int tls_is_ip(const char *host)
  * literal is matched against IP entries and not sent as SNI). */
 static int tls_client_setup(struct tls *t, const struct tls_ctx *x, const char *host)
 {
-    if (x->verify == TLS_VERIFY_NONE) {
-        SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
-    } else {
-        SSL_set_verify(t->ssl, SSL_VERIFY_PEER, tls_verify_cb);
-    }
+    /* A server cannot be asked for a certificate it did not send:
+     * no FAIL_IF_NO_PEER_CERT here. */
+    SSL_set_verify(t->ssl, x->verify == TLS_VERIFY_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                   tls_verify_cb);
     if (!host || !*host)
         return 0;
     int ip = tls_is_ip(host);
@@ -363,7 +361,6 @@ struct tls *tls_new(struct tls_ctx *x, int fd, int server, const char *host)
     struct tls *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->server = server;
     t->ssl = SSL_new(x->ssl);
     BIO *bio = BIO_new(x->bio);
     if (!t->ssl || !bio) {
