@@ -10,7 +10,7 @@ EI_INC  := $(shell erl -noshell -eval 'io:format("~s", [code:lib_dir(erl_interfa
 EI_LIB  := $(shell erl -noshell -eval 'io:format("~s", [code:lib_dir(erl_interface, lib)]), halt().' 2>/dev/null)
 # -fPIC everywhere: the same objects go into bin/liblocker.so.
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -I. $(if $(EI_INC),-I$(EI_INC)) $(SANFLAGS)
-LDLIBS  += $(if $(EI_LIB),-L$(EI_LIB)) -lei -lcrypto -lpthread
+LDLIBS  += $(if $(EI_LIB),-L$(EI_LIB)) -lei -lssl -lcrypto -lpthread
 LDFLAGS += $(SANFLAGS)
 
 BUILD   ?= build/default
@@ -53,7 +53,7 @@ $(BINDIR)/lockerd: $(BUILD)/cnode/main.o $(BUILD)/liblockerd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# Static: our objects and libei's, so `cc app.c bin/liblocker.a -lcrypto
+# Static: our objects and libei's, so `cc app.c bin/liblocker.a -lssl -lcrypto
 # -lpthread` links. Shared: only the lkc_ API is exported.
 $(BINDIR)/liblocker.a: $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
@@ -64,20 +64,20 @@ $(BINDIR)/liblocker.a: $(CLIENT_OBJ)
 $(BINDIR)/liblocker.so: $(CLIENT_OBJ) client/liblocker.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) -Wl,--version-script=client/liblocker.map -Wl,-soname,liblocker.so \
-	    $(CLIENT_OBJ) $(EI_LIB)/libei.a -lcrypto -lpthread -o $@
+	    $(CLIENT_OBJ) $(EI_LIB)/libei.a -lssl -lcrypto -lpthread -o $@
 
 $(BINDIR)/locker-echo: $(BUILD)/tools/locker-echo.o $(BUILD)/tools/tool_args.o $(BINDIR)/liblocker.a
-	$(CC) $(LDFLAGS) $^ -lcrypto -lpthread -o $@
+	$(CC) $(LDFLAGS) $^ -lssl -lcrypto -lpthread -o $@
 
 $(BINDIR)/lkc-hold: $(BUILD)/tools/lkc-hold.o $(BUILD)/tools/tool_args.o $(BINDIR)/liblocker.a
-	$(CC) $(LDFLAGS) $^ -lcrypto -lpthread -o $@
+	$(CC) $(LDFLAGS) $^ -lssl -lcrypto -lpthread -o $@
 
 $(BINDIR)/lkc-example: $(BUILD)/tools/lkc_example.o $(BUILD)/tools/tool_args.o $(BINDIR)/liblocker.a
-	$(CC) $(LDFLAGS) $^ -lcrypto -lpthread -o $@
+	$(CC) $(LDFLAGS) $^ -lssl -lcrypto -lpthread -o $@
 
 $(BINDIR)/lockerctl: $(LOCKERCTL_OBJ) $(BINDIR)/liblocker.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -lcrypto -lpthread -o $@
+	$(CC) $(LDFLAGS) $^ -lssl -lcrypto -lpthread -o $@
 
 $(BUILD)/test/%: test/c/%.c $(BUILD)/liblockerd.a
 	@mkdir -p $(dir $@)

@@ -47,6 +47,7 @@ struct opts {
     const char *state_file; /* NULL: default path; "none": no state file */
     int64_t quiet_ms;       /* -1: automatic */
     long coalesce_us;
+    struct tls_cfg tls;
 };
 
 static void usage(FILE *f)
@@ -101,7 +102,11 @@ static void usage(FILE *f)
         "  --port P               distribution port (default: any free port)\n"
         "  --listen ADDR          listen address (default: all IPv4 addresses)\n"
         "  --log-level LEVEL      debug | info | warn | error (default info)\n"
-        "  --version, --help\n");
+        "  --version, --help\n"
+        "\n"
+        "TLS distribution (peers run erl -proto_dist inet_tls -ssl_dist_optfile F;\n"
+        "one certificate serves both directions):\n"
+        "%s", tls_cfg_usage());
 }
 
 static int parse_num(const char *s, long long lo, long long hi, long long *out)
@@ -202,8 +207,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         if (need(i, argc, argv))
             return -EINVAL;
         const char *val = argv[++i];
-        int bad = 0;
-        if (!strcmp(a, "-sname")) {
+        int bad = 0, tls = tls_cfg_option(&o->tls, a, val);
+        if (tls) {
+            bad = tls < 0;
+        } else if (!strcmp(a, "-sname")) {
             if (strchr(val, '@'))
                 bad = snprintf(o->name, sizeof o->name, "%s", val) >= (int)sizeof o->name;
             else if (cookie_short_host(host, sizeof host) == 0)
@@ -338,8 +345,13 @@ int main(int argc, char **argv)
         .level = LOG_INFO,
         .quiet_ms = -1,
     };
+    char err[1024] = "";
     if (parse_opts(argc, argv, &o))
         return 2;
+    if (tls_cfg_check(&o.tls, err, sizeof err)) {
+        fprintf(stderr, "lockerd: %s (see --help)\n", err);
+        return 2;
+    }
     log_set_level(o.level);
     if (!o.name[0]) {
         char host[200];
@@ -369,7 +381,6 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-    char err[1024] = "";
     int status = 1;
     char state_buf[PATH_MAX];
     const char *state_path = state_file_path(&o, state_buf, sizeof state_buf);
@@ -397,6 +408,7 @@ int main(int argc, char **argv)
         .max_handshakes = o.max_handshakes,
         .allow = o.allow,
         .nallow = o.nallow,
+        .tls = &o.tls,
     };
     struct server_cfg sc = {
         .w = o.w,
@@ -420,8 +432,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "lockerd: %s\n", err[0] ? err : "start-up failed");
         goto out;
     }
-    log_info("lockerd %s ready: node %s, port %u, w=%d, %zu masters, %zu replicas",
-             LOCKERD_VERSION, node_name(n), node_port(n), o.w, o.nmasters, o.nreplicas);
+    log_info("lockerd %s ready: node %s, port %u (%s), w=%d, %zu masters, %zu replicas",
+             LOCKERD_VERSION, node_name(n), node_port(n), o.tls.enabled ? "TLS" : "plain TCP",
+             o.w, o.nmasters, o.nreplicas);
     warn_not_allowed(n, &o);
     int rc = loop_run(l);
     status = rc ? 1 : 0;
