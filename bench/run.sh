@@ -30,7 +30,7 @@ if [ -z "${LOCKERD_BIN:-}" ]; then
 fi
 EI_INC=$(erl -noshell -eval 'io:format("~s", [code:lib_dir(erl_interface, include)]), halt().')
 cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. -I"$EI_INC" \
-    bench/lkc_bench.c bin/liblocker.a -lcrypto -lpthread -o build/bench/lkc_bench
+    bench/lkc_bench.c bin/liblocker.a -lssl -lcrypto -lpthread -o build/bench/lkc_bench
 export LKC_BENCH_BIN="$repo/build/bench/lkc_bench"
 erlc -o build/bench/ebin test/erlang/lockerd_ct.erl test/erlang/lkr.erl \
     test/erlang/lkr_server.erl bench/bench_load.erl bench/lockerd_bench.erl
