@@ -22,13 +22,20 @@
  *
  * Resizing (Redis dict style, spread over operations): above 7/8 full a
  * second array 1.5 times the size is allocated, and every later insert or
- * remove moves the next HIDX_STEP old slots into it. Meanwhile inserts go
- * to the new array, lookups look in both, and the old array only loses
- * entries: a moved or removed old entry leaves a tombstone (handle
- * HIDX_TOMB, hash kept), so the old array's probe sequences stay intact.
+ * remove moves the next 32 old slots into it, front to back. Meanwhile
+ * inserts go to the new array, lookups look in both, and the old array
+ * only loses entries: a removed old entry leaves a tombstone (handle
+ * HIDX_TOMB, hash kept), so the old array's probe sequences stay intact,
+ * and probes there skip the slots already moved (all empty or tombstones).
  * The table shrinks the same way below 1/8 full. A resize completes long
- * before the new array could fill: the new array gets at most cap/STEP
+ * before the new array could fill: the new array gets at most cap/32
  * inserts meanwhile.
+ *
+ * Big arrays are mapped memory of their own, and the old array's pages are
+ * handed back to the kernel (MADV_DONTNEED) as the move passes them: at
+ * ten million leases freeing the 80 MB old array at once would take the
+ * kernel tens of milliseconds in one call; this way no call pays for more
+ * than about 1 MiB of it.
  *
  * A failed allocation of a new array is not an error while the current
  * one has an empty slot left: hidx_reserve fails only when it is full.
@@ -50,13 +57,14 @@ struct hidx_slot {
 struct hidx_arr {
     struct hidx_slot *s;
     uint32_t cap, used; /* used: live entries, not tombstones */
+    uint32_t moved;     /* slots below were moved out: probes skip them */
+    size_t released;    /* bytes at the front given back to the kernel */
 };
 
 typedef int (*hidx_eq_fn)(void *ud, uint32_t h, struct term key);
 
 struct hidx {
     struct hidx_arr a[2]; /* a[1].s != NULL while moving from a[0] */
-    uint32_t move;        /* next a[0] slot to move */
     hidx_eq_fn eq;
     void *ud;
 };
