@@ -157,7 +157,8 @@ static void bench_memory_and_ops(uint32_t n)
     sw_print("insert", t, n);
     long rss1 = rss_bytes();
     size_t heap1 = heap_in_use();
-    printf("  memory per lease: RSS growth %.1f B, malloc'd %.1f B, store_mem_bytes %.1f B\n",
+    printf("  memory per lease: RSS growth %.1f B, malloc'd %.1f B, store_mem_bytes %.1f B\n"
+           "    (malloc'd: mallinfo2, without memory the store maps itself)\n",
            (double)(rss1 - rss0) / n, (double)(heap1 - heap0) / n,
            (double)store_mem_bytes(s) / n);
 

@@ -2,9 +2,9 @@
  * Slab allocator; see slab.h for the model.
  *
  * Invariants: a small page is on its class's partial list exactly while it
- * has a free or never-used slot; empty[c] counts the pages of class c with
- * no live block (all on the partial list); a descriptor with mem == NULL is
- * on the unused list, except pg[0]. A free slot's first 4 bytes hold the
+ * has a free or never-used slot; no page has zero live blocks, except a
+ * fresh one between page_new and its first block; a descriptor with
+ * mem == NULL is on the unused list, except pg[0]. A free slot's first 4 bytes hold the
  * next free slot of its page (unit offset + 1, 0 ends), so the smallest
  * class is 8 bytes and every class is a multiple of 4.
  */
@@ -51,6 +51,7 @@ void slab_fini(struct slab *sl)
     for (uint32_t i = 1; i < sl->npg; i++)
         free(sl->pg[i].mem);
     free(sl->pg);
+    free(sl->spare);
     slab_init(sl);
 }
 
@@ -115,8 +116,12 @@ static uint32_t page_new(struct slab *sl, unsigned c)
     uint32_t p = desc_get(sl);
     if (!p)
         return 0;
-    uint8_t *mem = malloc(SLAB_PAGE);
-    if (!mem) {
+    uint8_t *mem = sl->spare;
+    if (mem) {
+        sl->spare = NULL;
+    } else if ((mem = malloc(SLAB_PAGE)) != NULL) {
+        sl->bytes += chunk(SLAB_PAGE);
+    } else {
         desc_put(sl, p);
         return 0;
     }
@@ -125,8 +130,6 @@ static uint32_t page_new(struct slab *sl, unsigned c)
     pg->mem = mem;
     pg->cls = (uint16_t)c;
     partial_push(sl, p);
-    sl->empty[c]++;
-    sl->bytes += chunk(SLAB_PAGE);
     return p;
 }
 
@@ -174,19 +177,23 @@ uint32_t slab_alloc(struct slab *sl, size_t n)
         off = pg->bump;
         pg->bump += class_units(c);
     }
-    if (pg->live++ == 0)
-        sl->empty[c]--;
+    pg->live++;
     if (page_full(pg))
         partial_unlink(sl, p);
     return p << SLAB_OFF_BITS | off;
 }
 
+/* An empty page: its memory becomes the spare, or goes back to malloc. */
 static void page_release(struct slab *sl, uint32_t p)
 {
     struct slab_page *pg = &sl->pg[p];
     partial_unlink(sl, p);
-    free(pg->mem);
-    sl->bytes -= chunk(SLAB_PAGE);
+    if (!sl->spare) {
+        sl->spare = pg->mem;
+    } else {
+        free(pg->mem);
+        sl->bytes -= chunk(SLAB_PAGE);
+    }
     desc_put(sl, p);
 }
 
@@ -207,13 +214,8 @@ void slab_free(struct slab *sl, uint32_t h)
     pg->free = off + 1;
     if (was_full)
         partial_push(sl, p);
-    if (--pg->live == 0) {
-        unsigned c = pg->cls;
-        if (sl->empty[c])
-            page_release(sl, p);
-        else
-            sl->empty[c]++;
-    }
+    if (--pg->live == 0)
+        page_release(sl, p);
 }
 
 int slab_same_size(const struct slab *sl, uint32_t h, size_t n)

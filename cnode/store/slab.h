@@ -16,9 +16,11 @@
  * A page hands out never-used slots by bumping an offset (untouched slots
  * cost no RSS) and freed ones from its own free list, threaded through the
  * free slots. Pages with room are on their class's `partial` list. A page
- * whose last block is freed goes back to malloc, except one empty page per
- * class kept so that a count hovering at a page boundary does not allocate
- * and free a page each time. Every operation is O(1).
+ * whose last block is freed goes back to malloc, except that one empty
+ * page is kept as a spare for whichever class next needs a page, so that a
+ * count hovering at a page boundary does not allocate and free a page each
+ * time (one for all classes: an emptied store holds at most 16 KiB of
+ * pages). Every operation is O(1).
  *
  * Blocks are 4-byte aligned. Capacity: 2^20 - 2 page numbers (16 GiB of
  * small blocks, or that many large ones); slab_alloc returns 0 beyond.
@@ -50,8 +52,8 @@ struct slab {
     uint32_t npg, cap;               /* descriptors in use or unused; allocated */
     uint32_t unused;                 /* list of unused descriptors (via next) */
     uint32_t partial[SLAB_NCLASS];   /* pages with room, 0 ends */
-    uint8_t empty[SLAB_NCLASS];      /* empty pages kept per class (0 or 1) */
-    size_t bytes;                    /* pages and large blocks held */
+    uint8_t *spare;                  /* an empty page's memory, or NULL */
+    size_t bytes;                    /* pages (spare included) and large blocks held */
 };
 
 void slab_init(struct slab *sl);
