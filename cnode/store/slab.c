@@ -14,6 +14,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Under AddressSanitizer, free slots and never-used space are poisoned, so
+ * a read past a block's class into a free neighbour, or of a freed block,
+ * is reported as malloc'd memory would be. Shadow memory has 8-byte
+ * granules and slots are 4-byte aligned: poisoning rounds inwards and
+ * unpoisoning outwards, so a live neighbour is never poisoned (a few bytes
+ * at the edges then go unchecked). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+static void poison(void *p, size_t n)
+{
+    uintptr_t a = ((uintptr_t)p + 7) & ~(uintptr_t)7, e = ((uintptr_t)p + n) & ~(uintptr_t)7;
+    if (e > a)
+        ASAN_POISON_MEMORY_REGION((void *)a, e - a);
+}
+static void unpoison(void *p, size_t n)
+{
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)7, e = ((uintptr_t)p + n + 7) & ~(uintptr_t)7;
+    ASAN_UNPOISON_MEMORY_REGION((void *)a, e - a);
+}
+#else
+static void poison(void *p, size_t n) { (void)p, (void)n; }
+static void unpoison(void *p, size_t n) { (void)p, (void)n; }
+#endif
+
 #define UNITS_PER_PAGE (SLAB_PAGE >> SLAB_UNIT_SHIFT)
 #define MAX_PAGES ((1u << (32 - SLAB_OFF_BITS)) - 1) /* the last would allow handle ~0 */
 #define LARGE SLAB_NCLASS
@@ -48,9 +72,14 @@ void slab_fini(struct slab *sl)
 {
     if (!sl)
         return;
-    for (uint32_t i = 1; i < sl->npg; i++)
+    for (uint32_t i = 1; i < sl->npg; i++) {
+        if (sl->pg[i].mem && sl->pg[i].cls != LARGE)
+            unpoison(sl->pg[i].mem, SLAB_PAGE);
         free(sl->pg[i].mem);
+    }
     free(sl->pg);
+    if (sl->spare)
+        unpoison(sl->spare, SLAB_PAGE);
     free(sl->spare);
     slab_init(sl);
 }
@@ -125,6 +154,7 @@ static uint32_t page_new(struct slab *sl, unsigned c)
         desc_put(sl, p);
         return 0;
     }
+    poison(mem, SLAB_PAGE);
     struct slab_page *pg = &sl->pg[p];
     memset(pg, 0, sizeof *pg);
     pg->mem = mem;
@@ -172,11 +202,14 @@ uint32_t slab_alloc(struct slab *sl, size_t n)
     uint32_t off;
     if (pg->free) {
         off = pg->free - 1;
-        memcpy(&pg->free, pg->mem + ((size_t)off << SLAB_UNIT_SHIFT), sizeof pg->free);
+        uint8_t *slot = pg->mem + ((size_t)off << SLAB_UNIT_SHIFT);
+        unpoison(slot, sizeof pg->free);
+        memcpy(&pg->free, slot, sizeof pg->free);
     } else {
         off = pg->bump;
         pg->bump += class_units(c);
     }
+    unpoison(pg->mem + ((size_t)off << SLAB_UNIT_SHIFT), (size_t)class_units(c) << SLAB_UNIT_SHIFT);
     pg->live++;
     if (page_full(pg))
         partial_unlink(sl, p);
@@ -191,6 +224,7 @@ static void page_release(struct slab *sl, uint32_t p)
     if (!sl->spare) {
         sl->spare = pg->mem;
     } else {
+        unpoison(pg->mem, SLAB_PAGE);
         free(pg->mem);
         sl->bytes -= chunk(SLAB_PAGE);
     }
@@ -210,7 +244,11 @@ void slab_free(struct slab *sl, uint32_t h)
     }
     assert(pg->live > 0);
     int was_full = page_full(pg);
-    memcpy(pg->mem + ((size_t)off << SLAB_UNIT_SHIFT), &pg->free, sizeof pg->free);
+    uint8_t *slot = pg->mem + ((size_t)off << SLAB_UNIT_SHIFT);
+    poison(slot, (size_t)class_units(pg->cls) << SLAB_UNIT_SHIFT);
+    unpoison(slot, sizeof pg->free);
+    memcpy(slot, &pg->free, sizeof pg->free);
+    poison(slot, (size_t)class_units(pg->cls) << SLAB_UNIT_SHIFT);
     pg->free = off + 1;
     if (was_full)
         partial_push(sl, p);
