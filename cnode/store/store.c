@@ -9,11 +9,15 @@
  *   bytes   key, then the stored value (pidc: a pid packed, else the value)
  *
  * and its expiry lives only in its lease_q slot beside its handle. For a
- * 13-byte {user,N} key and a pid value packed to 5 bytes that is a 25-byte
- * block in a 28-byte class, 12 bytes of heap slot and one 8-byte index
- * slot at 58..87% load: ~50 bytes a lease in all (bench/store_bench.c
- * measures it), where a malloc'd block, pointer heap and chained table
- * took ~108.
+ * 13-byte {user,N} key and a pid value packed to 4..6 bytes that is a
+ * 23..25-byte block in a 24- or 28-byte class, a 12-byte heap slot and
+ * one 8-byte index slot at 58..87% load: 47..51 bytes a lease in all at
+ * a million leases (bench/store_bench.c, test_store), where a malloc'd
+ * block, pointer heap and chained table took ~108.
+ *
+ * The expiry is not repeated in the block: that would take 8 more bytes a
+ * lease, and only a lookup that finds its key pays for reading the heap
+ * slot instead (inserts of new keys and misses never do).
  *
  * Hashing: one seeded 64-bit hash per operation; its high 32 bits are the
  * index's, the whole of it the waiter table's.
@@ -68,8 +72,12 @@ static struct term view_val(const struct store *s, const struct lview *v)
     return pidc_unpack(s->pc, v->sval, v->slen);
 }
 
+/* SIZE_MAX, which no allocation satisfies, for a value whose stored form
+ * (one escape byte more) no longer has a 32-bit length. */
 static size_t lease_size(uint32_t klen, size_t slen)
 {
+    if (slen > UINT32_MAX)
+        return SIZE_MAX;
     return 4 + pidc_varint_len(klen) + pidc_varint_len((uint32_t)slen) + klen + slen;
 }
 
@@ -117,8 +125,7 @@ static void sval_write(uint8_t *dst, const struct sval *sv)
         pidc_put_raw(dst, sv->raw);
 }
 
-/* Lay out a block: slot, lengths, key (memmove: it may come from another
- * block being rewritten), value. */
+/* Lay out a block: slot, lengths, key, value. */
 static void lease_fill(uint8_t *b, uint32_t pos, struct term key, const struct sval *sv)
 {
     memcpy(b, &pos, sizeof pos);
@@ -220,8 +227,8 @@ static int fits_in_place(const struct store *s, uint32_t h, const struct lview *
     return sv->plen || !sv->raw.len || p >= e || p + sv->raw.len <= b;
 }
 
-/* A new block for lease h's key and value sv, or 0 (ENOMEM) if it must
- * move; *nh = 0 if the value fits in place. */
+/* Where lease h is to take the value sv: *nh = 0 in its own block, else a
+ * new block, allocated now so that failing (-ENOMEM) changes nothing. */
 static int lease_prepare_move(struct store *s, uint32_t h, const struct lview *v,
                               const struct sval *sv, uint32_t *nh)
 {
