@@ -140,13 +140,14 @@ FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := build/fuzz
 FUZZ_FLAGS   := $(CSTD) $(WARN) -O1 -g -I. $(if $(EI_INC),-I$(EI_INC)) -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_TARGETS := frame hs_acceptor hs_initiator ctrl term request
+FUZZ_TARGETS := frame hs_acceptor hs_initiator ctrl term request store
 FUZZ_SRC_frame        := cnode/dist/frame.c cnode/core/buf.c
 FUZZ_SRC_hs_acceptor  := cnode/dist/handshake.c cnode/core/buf.c
 FUZZ_SRC_hs_initiator := cnode/dist/handshake.c cnode/core/buf.c
 FUZZ_SRC_ctrl         := ei_glue/ctrl.c ei_glue/enc.c ei_glue/term.c cnode/core/buf.c
 FUZZ_SRC_term         := ei_glue/term.c cnode/core/buf.c
 FUZZ_SRC_request      := cnode/server/request.c ei_glue/call.c ei_glue/term.c cnode/core/buf.c
+FUZZ_SRC_store        := $(sort $(wildcard cnode/store/*.c)) ei_glue/term.c ei_glue/term_hash.c cnode/core/buf.c
 FUZZ_LIBS_hs_acceptor  := -lcrypto
 FUZZ_LIBS_hs_initiator := -lcrypto
 FUZZ_LIBS_ctrl         := $(if $(EI_LIB),-L$(EI_LIB)) -lei -lpthread
