@@ -112,7 +112,19 @@ ratios(L, B) ->
     maps:from_list([{"ratio." ++ K, V / maps:get(K, B)}
                     || {K, V} <- maps:to_list(L), is_number(V),
                        is_number(maps:get(K, B, undefined)), maps:get(K, B) /= 0]
-                   ++ c_ratio(L, B)).
+                   ++ c_ratio(L, B) ++ coalesced_ratio(L, B)).
+
+%% lockerd with --coalesce-us over the BEAM cluster, BEAM clients both.
+coalesced_ratio(L, B) ->
+    [{"ratio.coalesced_over_beam.c" ++ integer_to_list(N) ++ "." ++ F,
+      V / maps:get("s1.beam_clients.c" ++ integer_to_list(N) ++ "." ++ F, B)}
+     || N <- [1, 16, 64, 256], F <- ["pairs_per_s", "p50_us", "p99_us", "p999_us"],
+        {ok, V} <- [maps:find("s1.beam_clients_coalesced.c" ++ integer_to_list(N) ++ "." ++ F, L)],
+        maps:get("s1.beam_clients.c" ++ integer_to_list(N) ++ "." ++ F, B, 0) > 0]
+    %% lockerd with --eager-push over the BEAM cluster's visibility
+    ++ [{"ratio.s6.eager." ++ F, V / maps:get("s6." ++ F, B)}
+        || F <- ["p50_ms", "p99_ms"], {ok, V} <- [maps:find("s6.eager." ++ F, L)],
+           maps:get("s6." ++ F, B, 0) > 0].
 
 %% C-library clients on lockerd over BEAM clients on BEAM masters.
 c_ratio(L, B) ->
@@ -129,7 +141,7 @@ cluster_run(Kind, Run, Cfg) ->
     LogDir = maps:get(log_dir, Cfg),
     say("--- ~s cluster (run ~p): ~p", [Kind, Run, Masters]),
     MH = [start_node(Kind, N, {2, Masters, []}, LogDir) || N <- MNames],
-    Client = lockerd_ct:start_beam_node("bcl_" ++ Tag, {2, Masters, []}, peer_opts()),
+    Client = lockerd_ct:start_beam_node("bcl_" ++ Tag, {2, Masters, []}, client_opts()),
     Handles = [Client | MH],
     Ctx = #{kind => Kind, run => Run, tag => Tag, masters => Masters, mh => MH,
             client => Client, cfg => Cfg, log_dir => LogDir},
@@ -161,27 +173,62 @@ start_node(beam, Name, Meta, _LogDir) ->
 
 %% Peers are stopped and started all the time: keep global from
 %% disconnecting the others when one goes.
+%% BENCH_CLIENT_ARGS: extra erl flags for the client node only (the same
+%% for both clusters), e.g. "+sbwt none" to keep its schedulers from
+%% spinning, so that its CPU figure is work, not busy-waiting.
+client_opts() ->
+    #{args := A} = O = peer_opts(),
+    O#{args => A ++ string:lexemes(env("BENCH_CLIENT_ARGS", ""), " ")}.
+
 peer_opts() ->
     #{args => ["-kernel", "prevent_overlapping_partitions", "false"]}.
 
 %%--------------------------------------------------------------------
 %% Scenarios; each returns a flat map "sN.what" => number.
 
+%% BEAM client processes locking and releasing their own keys, at each
+%% concurrency, with the CPU of the client node and of the masters over
+%% each run (in cores: where the bound lies).
+beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Concs) ->
+    Secs = maps:get(seconds, Cfg),
+    lists:foldl(
+      fun(N, Acc) ->
+              LatFile = sample_file(Ctx, What, N),
+              {C0, M0, T0} = {cpu_ticks(CH), lists:map(fun cpu_ticks/1, MH), now_ms()},
+              R0 = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
+              Wall = (now_ms() - T0) / 1000 * clk_tck(),
+              R = R0#{client_cpu => (cpu_ticks(CH) - C0) / Wall,
+                      masters_cpu => lists:sum([cpu_ticks(H) - M || {H, M} <- lists:zip(MH, M0)])
+                                     / Wall},
+              say("  s1 ~s ~s c~p: ~.1f pairs/s p50 ~p us p99 ~p us; "
+                  "CPU client ~.2f masters ~.2f cores",
+                  [maps:get(kind, Ctx), What, N, maps:get(pairs_per_s, R),
+                   maps:get(p50_us, R), maps:get(p99_us, R),
+                   maps:get(client_cpu, R), maps:get(masters_cpu, R)]),
+              maps:merge(Acc, pick("s1." ++ What ++ ".c" ++ integer_to_list(N),
+                                   R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
+                                       errors, client_cpu, masters_cpu]))
+      end, #{}, Concs).
+
+set_coalesce(#{masters := Masters}, Us) ->
+    [ok = erpc:call(M, lockerd, set_coalesce, [Us], 5000) || M <- Masters],
+    ok.
+
 %% 1. lock+release pairs, distinct keys: BEAM client processes, then the C
 %% client library with N pairs in flight.
-scenario(1, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
-    Secs = maps:get(seconds, Cfg),
-    Beam = lists:foldl(
-             fun(N, Acc) ->
-                     LatFile = sample_file(Ctx, "beam_clients", N),
-                     R = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
-                     say("  s1 ~s beam clients c~p: ~.1f pairs/s p50 ~p us p99 ~p us",
-                         [maps:get(kind, Ctx), N, maps:get(pairs_per_s, R),
-                          maps:get(p50_us, R), maps:get(p99_us, R)]),
-                     maps:merge(Acc, pick("s1.beam_clients.c" ++ integer_to_list(N),
-                                          R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
-                                              errors]))
-             end, #{}, maps:get(conc, Cfg)),
+scenario(1, #{cfg := Cfg} = Ctx) ->
+    Beam = beam_pairs(Ctx, "beam_clients", maps:get(conc, Cfg)),
+    %% lockerd with --coalesce-us (BENCH_COALESCE_US, default 100; "0"
+    %% skips), set at run time on the same masters: BEAM clients again.
+    Coal = case {maps:get(kind, Ctx), list_to_integer(env("BENCH_COALESCE_US", "100"))} of
+               {lockerd, Us} when Us > 0 ->
+                   set_coalesce(Ctx, Us),
+                   try beam_pairs(Ctx, "beam_clients_coalesced", maps:get(conc, Cfg))
+                   after set_coalesce(Ctx, 0)
+                   end;
+               _ ->
+                   #{}
+           end,
     C = lists:foldl(
           fun(N, Acc) ->
                   R = lkc_bench(Ctx, ["--inflight", integer_to_list(N)]
@@ -197,7 +244,7 @@ scenario(1, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
                                        ["pairs_per_s", "lock_p50_us", "lock_p99_us",
                                         "lock_p999_us", "lock_max_us", "errors"]))
           end, #{}, maps:get(conc, Cfg)),
-    maps:merge(Beam, C);
+    maps:merge(maps:merge(Beam, Coal), C);
 
 %% 2. contention: 16 clients over 10 keys.
 scenario(2, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
@@ -334,11 +381,26 @@ scenario(6, #{kind := Kind, masters := Masters, client := #{node := CN}, tag := 
         {_, []} = gen_server:multi_call(Masters ++ [CN], locker, {set_nodes, Masters, [RNode]}),
         Mod = case Kind of lockerd -> locker; beam -> lkr end,
         VSecs = maps:get(vis_seconds, Cfg),
-        R = erpc:call(CN, bench_load, visibility, [RNode, Mod, VSecs], call_to(VSecs)),
-        say("  s6 ~s: replica visibility p50 ~.1f ms p99 ~.1f ms (~p samples)",
-            [Kind, maps:get(p50_us, R) / 1000, maps:get(p99_us, R) / 1000, maps:get(n, R)]),
-        #{"s6.p50_ms" => maps:get(p50_us, R) / 1000, "s6.p99_ms" => maps:get(p99_us, R) / 1000,
-          "s6.max_ms" => maps:get(max_us, R) / 1000, "s6.samples" => maps:get(n, R)}
+        Run = fun(What, Prefix) ->
+                      R = erpc:call(CN, bench_load, visibility, [RNode, Mod, VSecs], call_to(VSecs)),
+                      say("  s6 ~s~s: replica visibility p50 ~.1f ms p99 ~.1f ms (~p samples)",
+                          [Kind, What, maps:get(p50_us, R) / 1000, maps:get(p99_us, R) / 1000,
+                           maps:get(n, R)]),
+                      #{Prefix ++ ".p50_ms" => maps:get(p50_us, R) / 1000,
+                        Prefix ++ ".p99_ms" => maps:get(p99_us, R) / 1000,
+                        Prefix ++ ".max_ms" => maps:get(max_us, R) / 1000,
+                        Prefix ++ ".samples" => maps:get(n, R)}
+              end,
+        Plain = Run("", "s6"),
+        %% lockerd again with --eager-push, switched on at run time.
+        Eager = case Kind of
+                    lockerd ->
+                        [ok = erpc:call(M, lockerd, set_eager_push, [true]) || M <- Masters],
+                        Run(" eager push", "s6.eager");
+                    beam ->
+                        #{}
+                end,
+        maps:merge(Plain, Eager)
     after
         lockerd_ct:stop(RH)
     end.
@@ -507,6 +569,10 @@ headline(Agg) ->
           ["lockerd.s1.beam_clients.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s"]},
          {lock_p99_ratio_64, "ratio.s1.beam_clients.c64.p99_us",
           ["lockerd.s1.beam_clients.c64.p99_us", "beam.s1.beam_clients.c64.p99_us"]},
+         {pairs_per_s_ratio_64_coalesced, "ratio.coalesced_over_beam.c64.pairs_per_s",
+          ["lockerd.s1.beam_clients_coalesced.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s"]},
+         {lock_p99_ratio_64_coalesced, "ratio.coalesced_over_beam.c64.p99_us",
+          ["lockerd.s1.beam_clients_coalesced.c64.p99_us", "beam.s1.beam_clients.c64.p99_us"]},
          {c_client_pairs_per_s_ratio, "ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s",
           ["lockerd.s1.c_client.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s",
            "beam.s1.c_client.c64.pairs_per_s"]},
@@ -523,8 +589,9 @@ headline(Agg) ->
          {mass_expiry_max_delay_ms, "lockerd.s5.max_delay_ms",
           ["beam.s5.max_delay_ms", "lockerd.s5.baseline_max_delay_ms",
            "beam.s5.baseline_max_delay_ms"]},
-         {replica_visibility_p99_ms, "lockerd.s6.p99_ms",
-          ["beam.s6.p99_ms", "lockerd.s6.p50_ms", "beam.s6.p50_ms"]}],
+         {replica_visibility_p99_ms, "lockerd.s6.eager.p99_ms",
+          ["lockerd.s6.eager.p50_ms", "lockerd.s6.p99_ms", "lockerd.s6.p50_ms",
+           "beam.s6.p99_ms", "beam.s6.p50_ms"]}],
     maps:from_list([{Name, #{figure => list_to_binary(Main),
                              value => maps:get(Main, Agg, null),
                              raw => maps:from_list([{list_to_binary(R), maps:get(R, Agg, null)}
@@ -540,6 +607,15 @@ table(Agg, Cfg) ->
          || N <- maps:get(conc, Cfg)] ++
         [{"s1 BEAM clients c" ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ P ++ "_us"}
          || N <- maps:get(conc, Cfg), P <- ["p50", "p99", "p999"]] ++
+        [{"s1 BEAM clients c" ++ i2l(N) ++ " CPU " ++ W ++ " (cores)", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ W ++ "_cpu"}
+         || N <- maps:get(conc, Cfg), W <- ["client", "masters"]] ++
+        %% lockerd coalescing vs the same BEAM figures as above
+        [{"s1 coalesced c" ++ i2l(N) ++ " " ++ T, "s1.beam_clients_coalesced.c" ++ i2l(N) ++ "." ++ F,
+          "s1.beam_clients.c" ++ i2l(N) ++ "." ++ F, "coalesced_over_beam.c" ++ i2l(N) ++ "." ++ F}
+         || N <- maps:get(conc, Cfg),
+            {T, F} <- [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"},
+                       {"lock p99 us", "p99_us"}, {"CPU client (cores)", "client_cpu"},
+                       {"CPU masters (cores)", "masters_cpu"}]] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " pairs/s", "s1.c_client.c" ++ i2l(N) ++ ".pairs_per_s"}
          || N <- maps:get(conc, Cfg)] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.c_client.c" ++ i2l(N) ++ ".lock_" ++ P ++ "_us"}
@@ -566,15 +642,18 @@ table(Agg, Cfg) ->
          {"s5 baseline max delay ms", "s5.baseline_max_delay_ms"},
          {"s5 leases left after", "s5.leases_left"},
          {"s6 replica visibility p50 ms", "s6.p50_ms"},
-         {"s6 replica visibility p99 ms", "s6.p99_ms"}],
+         {"s6 replica visibility p99 ms", "s6.p99_ms"},
+         {"s6 eager push visibility p50 ms", "s6.eager.p50_ms", "s6.p50_ms", "s6.eager.p50_ms"},
+         {"s6 eager push visibility p99 ms", "s6.eager.p99_ms", "s6.p99_ms", "s6.eager.p99_ms"}],
     Head = io_lib:format("~-44s ~-26s ~-26s ~-22s~n",
                          ["figure (median [min-max] of " ++ i2l(maps:get(runs, Cfg)) ++ " runs)",
                           "lockerd", "beam", "lockerd/beam"]),
+    Full = [case R of {Label, K} -> {Label, K, K, K}; _ -> R end || R <- Rows],
     Lines = [io_lib:format("~-44s ~-26s ~-26s ~-22s~n",
-                           [Label, cell(Agg, "lockerd." ++ K), cell(Agg, "beam." ++ K),
-                            cell(Agg, "ratio." ++ K)])
-             || {Label, K} <- Rows,
-                maps:is_key("lockerd." ++ K, Agg) orelse maps:is_key("beam." ++ K, Agg)],
+                           [Label, cell(Agg, "lockerd." ++ LK), cell(Agg, "beam." ++ BK),
+                            cell(Agg, "ratio." ++ RK)])
+             || {Label, LK, BK, RK} <- Full, maps:is_key("lockerd." ++ LK, Agg)
+                                              orelse maps:is_key("beam." ++ LK, Agg)],
     Extra = case maps:find("ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s", Agg) of
                 {ok, _} -> io_lib:format("~-44s ~s~n", ["C on lockerd / BEAM clients on BEAM, c64",
                                                         cell(Agg, "ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s")]);
@@ -642,11 +721,10 @@ plots(Cfg) ->
 
 json(M) when is_map(M) ->
     ["{", lists:join(", ", [[json_key(K), ": ", json(V)] || {K, V} <- lists:sort(maps:to_list(M))]), "}"];
+%% Lists are arrays, always: a list of integers (a run's figures) must not
+%% turn into a string because it happens to be printable. Text is binary.
 json(L) when is_list(L) ->
-    case io_lib:printable_unicode_list(L) andalso L =/= [] of
-        true -> json(unicode:characters_to_binary(L));
-        false -> ["[", lists:join(", ", [json(V) || V <- L]), "]"]
-    end;
+    ["[", lists:join(", ", [json(V) || V <- L]), "]"];
 json(B) when is_binary(B) -> [$", escape(B), $"];
 json(null) -> "null";
 json(true) -> "true";
@@ -665,3 +743,6 @@ escape(B) ->
 
 say(Fmt, Args) ->
     io:format("[bench] " ++ Fmt ++ "~n", Args).
+
+now_ms() ->
+    erlang:monotonic_time(millisecond).

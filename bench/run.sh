@@ -9,8 +9,9 @@
 # Environment: BENCH_RUNS (3), BENCH_SECONDS (10), BENCH_QUICK=1 (tiny),
 # BENCH_LEASES (1000000), BENCH_CONC (1,16,64,256), BENCH_SCENARIOS
 # (1,2,3,4,5,6), BENCH_OUT (bench/results), BENCH_LOCKERD_ARGS (extra
-# lockerd options, e.g. "--eager-push"), BENCH_CAP_WINDOW (256),
-# BENCH_INSERT_WINDOW (1000), LOCKERD_BIN.
+# lockerd options, e.g. "--eager-push"), BENCH_CLIENT_ARGS (extra erl flags
+# of the BEAM client node, both clusters, e.g. "+sbwt none"),
+# BENCH_CAP_WINDOW (256), BENCH_INSERT_WINDOW (1000), LOCKERD_BIN.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +31,7 @@ if [ -z "${LOCKERD_BIN:-}" ]; then
 fi
 EI_INC=$(erl -noshell -eval 'io:format("~s", [code:lib_dir(erl_interface, include)]), halt().')
 cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. -I"$EI_INC" \
-    bench/lkc_bench.c bin/liblocker.a -lcrypto -lpthread -o build/bench/lkc_bench
+    bench/lkc_bench.c bin/liblocker.a -lssl -lcrypto -lpthread -o build/bench/lkc_bench
 export LKC_BENCH_BIN="$repo/build/bench/lkc_bench"
 erlc -o build/bench/ebin test/erlang/lockerd_ct.erl test/erlang/lkr.erl \
     test/erlang/lkr_server.erl bench/bench_load.erl bench/lockerd_bench.erl

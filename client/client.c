@@ -23,6 +23,7 @@
 
 #include "../cnode/core/cookie.h"
 #include "../cnode/core/log.h"
+#include "../cnode/dist/tls.h"
 #include "../ei_glue/tparse.h"
 
 const char *lkc_strerror(int code)
@@ -458,10 +459,51 @@ static void lkc_on_conn(void *ud, struct conn *conn, int up)
     lkc__raw_conn(ud, conn, up);
 }
 
+int lkc_tls_option(struct lkc_opts *o, const char *opt, const char *val)
+{
+    static const char *const names[] = {"-proto_dist", "--proto-dist", "--tls-cert",
+                                        "--tls-key", "--tls-ca", "--tls-verify"};
+    int known = 0;
+    for (size_t i = 0; opt && i < sizeof names / sizeof names[0]; i++)
+        known |= !strcmp(opt, names[i]);
+    if (!known || !val)
+        return known;
+    if (!o)
+        return LKC_EINVAL;
+    struct tls_cfg t = {.enabled = o->tls};
+    if (tls_cfg_option(&t, opt, val) != 1)
+        return LKC_EINVAL;
+    o->tls = t.enabled;
+    if (!strcmp(opt, "--tls-cert"))
+        o->tls_cert = val;
+    else if (!strcmp(opt, "--tls-key"))
+        o->tls_key = val;
+    else if (!strcmp(opt, "--tls-ca"))
+        o->tls_ca = val;
+    else if (!strcmp(opt, "--tls-verify"))
+        o->tls_verify = val;
+    return 1;
+}
+
+/* lkc_opts' TLS fields as the transport's configuration. */
+static int tls_opts(const struct lkc_opts *o, struct tls_cfg *t, char *err, size_t errlen)
+{
+    *t = (struct tls_cfg){.enabled = o->tls, .cert_file = o->tls_cert, .key_file = o->tls_key,
+                          .ca_file = o->tls_ca};
+    if (o->tls_verify && tls_cfg_option(t, "--tls-verify", o->tls_verify) != 1) {
+        snprintf(err, errlen, "bad tls_verify '%s' (peer, chain or none)", o->tls_verify);
+        return LKC_EINVAL;
+    }
+    return tls_cfg_check(t, err, errlen) ? LKC_EINVAL : 0;
+}
+
 /* Node, epmd registration, the coordinator and the rpc process. */
 static int open_node(struct lkc *c, const struct lkc_opts *o, const char *cookie, char *err,
                      size_t errlen)
 {
+    struct tls_cfg tls;
+    if (tls_opts(o, &tls, err, errlen))
+        return LKC_EINVAL;
     struct node_cfg nc = {
         .name = c->name,
         .cookie = cookie,
@@ -471,12 +513,13 @@ static int open_node(struct lkc *c, const struct lkc_opts *o, const char *cookie
         .max_conns = 1024,
         .net_ticktime_s = o->net_ticktime ? o->net_ticktime : 60,
         .handshake_ms = 10000,
+        .tls = &tls,
     };
     if (!(c->node = node_new(c->loop, &nc, err, errlen)))
         return LKC_EINVAL;
     int rc = node_start(c->node, err, errlen);
-    if (rc)
-        return rc == -ENOMEM ? LKC_ENOMEM : LKC_ECONNECT;
+    if (rc) /* -EINVAL: a listen address or TLS file that cannot be used */
+        return rc == -ENOMEM ? LKC_ENOMEM : rc == -EINVAL ? LKC_EINVAL : LKC_ECONNECT;
     /* After node_start: pids carry the creation epmd gave us. */
     if (!(c->cproc = cproc_new(c->node)) || lkc__rpc_new(c) || lkc__raw_new(c) ||
         node_subscribe(c->node, lkc_on_conn, c)) {

@@ -67,7 +67,23 @@ struct lkc_opts {
     const char *log_level;  /* "debug" | "info" | "warn" | "error" | NULL (warn);
                                the level is process-wide (log lines go to stderr) */
     const char *listen_addr; /* distribution listen address; NULL: all */
+    /* TLS distribution, for clusters running erl -proto_dist inet_tls
+     * (README "TLS distribution"); tls 0 = plain TCP. One certificate
+     * serves both directions; peers are verified both ways, and a node
+     * dialled must present a certificate naming its host. */
+    int tls;
+    const char *tls_cert;    /* PEM certificate (chain) */
+    const char *tls_key;     /* PEM private key */
+    const char *tls_ca;      /* PEM CA certificates peers must chain to */
+    const char *tls_verify;  /* "peer" (NULL), "chain" (no host name check),
+                                "none" (no checks) */
 };
+
+/* For programs taking erl-like options: -proto_dist inet_tls|inet_tcp,
+ * --tls-cert, --tls-key, --tls-ca, --tls-verify MODE set the TLS fields of
+ * o (val is kept, not copied). 1: opt was one of them, 0: it was not,
+ * LKC_EINVAL: a bad value. val NULL only asks whether opt is one (1/0). */
+int lkc_tls_option(struct lkc_opts *o, const char *opt, const char *val);
 
 /* Start the client node. On failure *out is NULL and err says why
  * (LKC_ECONNECT: epmd is not running on this host). */

@@ -44,6 +44,10 @@ struct opts {
     int port;
     const char *listen_addr;
     enum log_level level;
+    const char *state_file; /* NULL: default path; "none": no state file */
+    int64_t quiet_ms;       /* -1: automatic */
+    long coalesce_us;
+    struct tls_cfg tls;
 };
 
 static void usage(FILE *f)
@@ -83,10 +87,26 @@ static void usage(FILE *f)
         "  --max-waiters N        wait_for / wait_for_release callers at most; more\n"
         "                         get {error, {limit, waiters}} (default: no limit)\n"
         "  --max-backlog BYTES    replication backlog per replica (default 67108864)\n"
+        "  --state-file PATH      where this node records the longest lease it has\n"
+        "                         granted, to know its quiet period after a restart\n"
+        "                         (default ~/.lockerd/NODE.state; 'none': no file,\n"
+        "                         restarts cannot be detected)\n"
+        "  --quiet-period MS      refuse votes on keys without a record for MS after\n"
+        "                         every start (default: after a restart only, for\n"
+        "                         the longest recorded lease, at least 10000)\n"
+        "  --coalesce-us US       while peers keep lockerd busy, gather what arrives\n"
+        "                         for up to US microseconds after each busy iteration\n"
+        "                         and answer it in one batch: fewer wakeups for\n"
+        "                         CPU-bound BEAM clients, more latency for fast ones\n"
+        "                         (default 0: off; see README)\n"
         "  --port P               distribution port (default: any free port)\n"
         "  --listen ADDR          listen address (default: all IPv4 addresses)\n"
         "  --log-level LEVEL      debug | info | warn | error (default info)\n"
-        "  --version, --help\n");
+        "  --version, --help\n"
+        "\n"
+        "TLS distribution (peers run erl -proto_dist inet_tls -ssl_dist_optfile F;\n"
+        "one certificate serves both directions):\n"
+        "%s", tls_cfg_usage());
 }
 
 static int parse_num(const char *s, long long lo, long long hi, long long *out)
@@ -187,8 +207,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         if (need(i, argc, argv))
             return -EINVAL;
         const char *val = argv[++i];
-        int bad = 0;
-        if (!strcmp(a, "-sname")) {
+        int bad = 0, tls = tls_cfg_option(&o->tls, a, val);
+        if (tls) {
+            bad = tls < 0;
+        } else if (!strcmp(a, "-sname")) {
             if (strchr(val, '@'))
                 bad = snprintf(o->name, sizeof o->name, "%s", val) >= (int)sizeof o->name;
             else if (cookie_short_host(host, sizeof host) == 0)
@@ -241,6 +263,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--max-backlog")) {
             bad = parse_num(val, 1024, 1LL << 40, &v);
             o->max_backlog = (size_t)v;
+        } else if (!strcmp(a, "--state-file")) {
+            bad = !*val;
+            o->state_file = val;
+        } else if (!strcmp(a, "--quiet-period")) {
+            bad = parse_num(val, 0, 1LL << 40, &v);
+            o->quiet_ms = v;
+        } else if (!strcmp(a, "--coalesce-us")) {
+            bad = parse_num(val, 0, 100000, &v);
+            o->coalesce_us = (long)v;
         } else if (!strcmp(a, "--port")) {
             bad = parse_num(val, 0, 65535, &v);
             o->port = (int)v;
@@ -282,6 +313,24 @@ static void warn_not_allowed(struct node *n, const struct opts *o)
     }
 }
 
+/* The state file: --state-file, or ~/.lockerd/NODE.state (the directory
+ * made if missing). Without a usable default the node runs without one,
+ * and says that restarts cannot be detected. */
+static const char *state_file_path(const struct opts *o, char *buf, size_t cap)
+{
+    if (o->state_file)
+        return strcmp(o->state_file, "none") ? o->state_file : NULL;
+    const char *home = getenv("HOME");
+    if (home && *home && snprintf(buf, cap, "%s/.lockerd", home) < (int)cap &&
+        (mkdir(buf, 0700) == 0 || errno == EEXIST) &&
+        snprintf(buf, cap, "%s/.lockerd/%s.state", home, o->name) < (int)cap)
+        return buf;
+    log_warn("no state file (cannot use ~/.lockerd: %s): a restart of this node cannot be "
+             "detected, so it gets no quiet period; give --state-file PATH",
+             home ? strerror(errno) : "HOME not set");
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {
@@ -294,9 +343,15 @@ int main(int argc, char **argv)
         .max_backlog = 64u << 20,
         .net_ticktime = 60,
         .level = LOG_INFO,
+        .quiet_ms = -1,
     };
+    char err[1024] = "";
     if (parse_opts(argc, argv, &o))
         return 2;
+    if (tls_cfg_check(&o.tls, err, sizeof err)) {
+        fprintf(stderr, "lockerd: %s (see --help)\n", err);
+        return 2;
+    }
     log_set_level(o.level);
     if (!o.name[0]) {
         char host[200];
@@ -326,8 +381,9 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-    char err[256] = "";
     int status = 1;
+    char state_buf[PATH_MAX];
+    const char *state_path = state_file_path(&o, state_buf, sizeof state_buf);
     struct loop *l = loop_new();
     struct loop_io sig_io;
     struct node *n = NULL;
@@ -338,6 +394,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lockerd: cannot set up the event loop\n");
         goto out;
     }
+    loop_set_coalesce(l, o.coalesce_us);
     struct node_cfg nc = {
         .name = o.name,
         .cookie = o.cookie,
@@ -351,6 +408,7 @@ int main(int argc, char **argv)
         .max_handshakes = o.max_handshakes,
         .allow = o.allow,
         .nallow = o.nallow,
+        .tls = &o.tls,
     };
     struct server_cfg sc = {
         .w = o.w,
@@ -366,14 +424,17 @@ int main(int argc, char **argv)
         .max_leases = o.max_leases,
         .max_waiters = o.max_waiters,
         .max_memory = o.max_memory,
+        .state_file = state_path,
+        .quiet_ms = o.quiet_ms,
     };
     if (!(n = node_new(l, &nc, err, sizeof err)) || !(s = server_new(n, &sc, err, sizeof err)) ||
         !(ap = apply_new(n, s)) || !(rx = rex_new(n, ap)) || node_start(n, err, sizeof err)) {
         fprintf(stderr, "lockerd: %s\n", err[0] ? err : "start-up failed");
         goto out;
     }
-    log_info("lockerd %s ready: node %s, port %u, w=%d, %zu masters, %zu replicas",
-             LOCKERD_VERSION, node_name(n), node_port(n), o.w, o.nmasters, o.nreplicas);
+    log_info("lockerd %s ready: node %s, port %u (%s), w=%d, %zu masters, %zu replicas",
+             LOCKERD_VERSION, node_name(n), node_port(n), o.tls.enabled ? "TLS" : "plain TCP",
+             o.w, o.nmasters, o.nreplicas);
     warn_not_allowed(n, &o);
     int rc = loop_run(l);
     status = rc ? 1 : 0;

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   gcc make libc6-dev             # C toolchain
-  libssl-dev                     # MD5 (EVP) for the handshake digest
+  libssl-dev openssl             # MD5 for the handshake digest, TLS; test certificates
   erlang-nox erlang-dev          # erl_interface (ei.h, libei) and the BEAM
   erlang-common-test erlang-eunit erlang-tools
   rebar3 elixir                  # Common Test runner, ExUnit

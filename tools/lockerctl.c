@@ -33,6 +33,12 @@ static const char usage_text[] =
     "  -w N                 write quorum; default: majority of the masters\n"
     "  --timeout MS         per-phase timeout of every call; default 5000\n"
     "  --listen ADDR        address this node listens on; default: all\n"
+    "  -proto_dist inet_tls TLS distribution (default inet_tcp), with:\n"
+    "  --tls-cert FILE      PEM certificate (chain) of this node\n"
+    "  --tls-key FILE       its PEM private key\n"
+    "  --tls-ca FILE        PEM CA certificates peers must chain to\n"
+    "  --tls-verify MODE    peer (default: chain, and the host of a dialled\n"
+    "                       node), chain, or none\n"
     "  --json               print one JSON object on stdout instead of text\n"
     "  --help, -h           this text; `lockerctl COMMAND --help` for one command\n"
     "\n"
@@ -209,6 +215,13 @@ static int parse_option(struct ctl *x, int argc, char **argv, int *i)
             *(x->cmd && x->cmd->has_timeout ? &x->cmd_timeout_ms : &x->timeout_ms) = v;
     } else if (!strcmp(a, "--lease") && x->cmd && x->cmd->has_lease) {
         rc = opt_num(x, argc, argv, i, 1, INT32_MAX, &x->lease_ms);
+    } else if (lkc_tls_option(NULL, a, NULL) == 1) {
+        const char *val;
+        if ((rc = opt_value(x, argc, argv, i, &val)) == PARSE_OK &&
+            lkc_tls_option(&x->tls, a, val) != 1) {
+            ctl_fail(x, CTL_EXIT_USAGE, "usage", "option %s: bad value '%s'", a, val);
+            rc = PARSE_FAIL;
+        }
     } else {
         ctl_fail(x, CTL_EXIT_USAGE, "usage", "unknown option %s (see lockerctl --help)", a);
         rc = PARSE_FAIL;
@@ -309,6 +322,11 @@ static int open_client(struct ctl *x)
         .w = x->w,
         .log_level = lvl && *lvl ? lvl : "error",
         .listen_addr = x->listen_addr,
+        .tls = x->tls.tls,
+        .tls_cert = x->tls.tls_cert,
+        .tls_key = x->tls.tls_key,
+        .tls_ca = x->tls.tls_ca,
+        .tls_verify = x->tls.tls_verify,
     };
     char err[512];
     int rc = lkc_open(&o, &x->c, err, sizeof err);

@@ -46,6 +46,7 @@ struct ctl {
     const char *cookie;      /* NULL: ~/.erlang.cookie */
     const char *masters, *replicas;
     const char *listen_addr; /* NULL: all addresses */
+    struct lkc_opts tls;     /* only its TLS fields (lkc_tls_option) */
     int w;                   /* 0: majority */
     int64_t timeout_ms;
     int json;

@@ -19,6 +19,12 @@ void tool_usage_common(FILE *f)
         "  -w N                   write quorum (default: majority of --masters)\n"
         "  --lease MS             lease length in milliseconds\n"
         "  --listen ADDR          distribution listen address (default: all)\n"
+        "  -proto_dist inet_tls   TLS distribution (default inet_tcp), with:\n"
+        "  --tls-cert FILE        PEM certificate (chain) of this node\n"
+        "  --tls-key FILE         its PEM private key\n"
+        "  --tls-ca FILE          PEM CA certificates peers must chain to\n"
+        "  --tls-verify MODE      peer (default: chain, and the host of a dialled\n"
+        "                         node), chain, or none\n"
         "  --log-level LEVEL      debug | info | warn | error (default warn)\n"
         "  --help\n");
 }
@@ -38,6 +44,9 @@ static int num(const char *s, long long lo, long long hi, long long *out)
 static int tool_opt(struct tool_args *a, const char *opt, const char *val)
 {
     long long v;
+    int tls = lkc_tls_option(&a->o, opt, val);
+    if (tls)
+        return tls == 1 ? 0 : -1;
     if (!strcmp(opt, "-sname") || !strcmp(opt, "-name"))
         a->o.node_name = val;
     else if (!strcmp(opt, "-setcookie"))

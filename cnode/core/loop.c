@@ -4,6 +4,19 @@
  * Timers live in a binary min-heap of pointers (few timers: ticks, pushes,
  * store deadlines), each timer remembering its heap index so re-arming is
  * O(log n). Deferred frees are a growable array drained after hooks.
+ *
+ * Coalescing (loop_set_coalesce): under many independent callers each
+ * wakeup finds one or two frames, and the sleep/wake pair per message
+ * (plus the sender's cost of waking us) dominates both lockerd's and its
+ * peers' CPU. So after an iteration that did work, a loop in coalescing
+ * mode sleeps a short while and then polls without blocking: what arrived
+ * meanwhile is read and answered in one batch, one write per peer. That
+ * only pays when frames keep arriving independently of our answers; a
+ * lone request-reply caller would just wait longer. So the mode is
+ * adaptive: it turns on when a wakeup finds a natural batch (>= 3 frames)
+ * and off after 4 sleeps in a row that gathered fewer than 2 frames, then
+ * stays off for 256 iterations. Work is counted by the I/O layer
+ * (loop_note_work, one per frame).
  */
 #include "loop.h"
 
@@ -11,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -36,7 +50,50 @@ struct loop {
     struct deferred *defer;
     size_t ndefer, capdefer;
     int more_work;
+    struct {
+        long us;         /* 0: never */
+        int on;          /* adaptive state */
+        int bad;         /* unproductive sleeps in a row */
+        int cooldown;    /* iterations before it may turn on again */
+        int sleep_next;  /* sleep before the next poll */
+        size_t work;     /* frames this iteration */
+    } co;
 };
+
+enum { CO_ON_BATCH = 3, CO_GOOD_BATCH = 2, CO_MAX_BAD = 4, CO_COOLDOWN = 256 };
+
+void loop_set_coalesce(struct loop *l, long us)
+{
+    l->co.us = us > 0 ? us : 0;
+    if (!l->co.us)
+        l->co.on = l->co.sleep_next = 0;
+}
+void loop_note_work(struct loop *l, size_t n) { l->co.work += n; }
+int loop_coalescing(const struct loop *l) { return l->co.on; }
+
+/* End of an iteration: update the adaptive state; slept says whether this
+ * iteration began with a coalescing sleep. */
+static void co_update(struct loop *l, int slept)
+{
+    size_t work = l->co.work;
+    l->co.work = 0;
+    if (!l->co.us)
+        return;
+    if (slept) {
+        l->co.bad = work >= CO_GOOD_BATCH ? 0 : l->co.bad + 1;
+        if (l->co.bad >= CO_MAX_BAD) {
+            l->co.on = 0;
+            l->co.bad = 0;
+            l->co.cooldown = CO_COOLDOWN;
+        }
+    } else if (!l->co.on) {
+        if (l->co.cooldown > 0)
+            l->co.cooldown--;
+        else if (work >= CO_ON_BATCH)
+            l->co.on = 1;
+    }
+    l->co.sleep_next = l->co.on && work > 0;
+}
 
 struct loop *loop_new(void)
 {
@@ -258,7 +315,12 @@ int loop_run_once(struct loop *l, int max_wait_ms)
 {
     enum { MAX_EVENTS = 256 };
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(l->epfd, evs, MAX_EVENTS, loop_wait_ms(l, max_wait_ms));
+    int slept = l->co.sleep_next;
+    if (slept) {
+        struct timespec ts = {0, l->co.us * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int n = epoll_wait(l->epfd, evs, MAX_EVENTS, slept ? 0 : loop_wait_ms(l, max_wait_ms));
     if (n < 0 && errno != EINTR)
         return -errno;
     l->now = clock_now_ms();
@@ -274,6 +336,7 @@ int loop_run_once(struct loop *l, int max_wait_ms)
     for (size_t i = 0; i < l->nhooks; i++)
         l->more_work |= l->hooks[i].fn(l, l->hooks[i].ud);
     loop_run_deferred(l);
+    co_update(l, slept);
     return 0;
 }
 

@@ -69,6 +69,14 @@ int loop_hook_add(struct loop *l, loop_hook_fn fn, void *ud);
 void loop_defer_free(struct loop *l, void (*fn)(void *), void *p);
 
 int64_t loop_now(const struct loop *l);
+
+/* Adaptive coalescing of busy periods (see loop.c): after an iteration
+ * that did work, sleep `us` microseconds before polling again, while that
+ * keeps gathering batches. 0 (the default) disables it. The I/O layer
+ * reports its work (frames handled) with loop_note_work. */
+void loop_set_coalesce(struct loop *l, long us);
+void loop_note_work(struct loop *l, size_t n);
+int loop_coalescing(const struct loop *l);
 int loop_run(struct loop *l);   /* until loop_stop; 0 or -errno */
 void loop_stop(struct loop *l); /* safe from callbacks and signal-driven fds */
 /* One iteration with a maximum wait (tests). */

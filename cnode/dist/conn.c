@@ -121,10 +121,31 @@ static int set_nonblock(int fd)
 
 static struct hs_cfg hs_cfg_of(struct conn_set *s);
 
+/* ---- transport: plain TCP, or TLS (tls.h) ---- */
+
+static ssize_t conn_send(struct conn *c, const void *p, size_t n)
+{
+    return c->tls ? tls_write(c->tls, p, n) : send(c->io.fd, p, n, MSG_NOSIGNAL);
+}
+
+static ssize_t conn_recv(struct conn *c, void *p, size_t n)
+{
+    return c->tls ? tls_read(c->tls, p, n) : recv(c->io.fd, p, n, 0);
+}
+
+/* Why a send/recv failed: TLS knows better than errno. */
+static const char *conn_io_error(struct conn *c, int err)
+{
+    return c->tls && tls_error(c->tls)[0] ? tls_error(c->tls) : strerror(err);
+}
+
 static void conn_watch(struct conn *c)
 {
     uint32_t ev = EPOLLIN;
-    if (buf_size(&c->out) || c->state == CONN_CONNECTING || c->state == CONN_EPMD)
+    /* TLS waits for writability only when OpenSSL says so: queued output
+     * may be blocked on the peer's handshake bytes instead. */
+    int out = c->tls ? tls_want_write(c->tls) : buf_size(&c->out) != 0;
+    if (out || c->state == CONN_CONNECTING || c->state == CONN_EPMD)
         ev |= EPOLLOUT;
     loop_io_mod(c->set->loop, &c->io, ev);
 }
@@ -158,6 +179,7 @@ static void conn_free(void *p)
 {
     struct conn *c = p;
     hs_free(&c->hs);
+    tls_free(c->tls);
     buf_free(&c->in);
     buf_free(&c->out);
     buf_free(&c->held);
@@ -203,6 +225,7 @@ void conn_close(struct conn *c, const char *why)
         s->handshakes--;
     c->state = CONN_CLOSED;
     loop_io_del(s->loop, &c->io);
+    tls_shutdown(c->tls);
     close(c->io.fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -249,7 +272,7 @@ void conn_mark_dirty(struct conn *c)
 static int conn_flush(struct conn *c)
 {
     while (buf_size(&c->out)) {
-        ssize_t n = send(c->io.fd, buf_head(&c->out), buf_size(&c->out), MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, buf_head(&c->out), buf_size(&c->out));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -302,7 +325,7 @@ static int conn_flush_hook(struct loop *l, void *ud)
             if (rc == -ENOBUFS)
                 conn_close(c, "output queue over its cap (peer not reading)");
             else if (rc)
-                conn_close(c, strerror(-rc));
+                conn_close(c, conn_io_error(c, -rc));
         }
         c = next;
     }
@@ -328,6 +351,7 @@ static struct hs_cfg hs_cfg_of(struct conn_set *s)
         .my_flags = s->cfg.flags,
         .required_flags = s->cfg.required_flags,
         .my_creation = s->cfg.creation,
+        .len4 = s->cfg.tls != NULL,
     };
     return h;
 }
@@ -355,7 +379,11 @@ static void conn_up(struct conn *c)
             conn_mark_dirty(c);
         buf_free(&c->held);
     }
-    log_info("connected %s %s", c->initiator ? "to" : "from", c->peer);
+    char tls[256] = "";
+    if (c->tls)
+        tls_describe(c->tls, tls, sizeof tls);
+    log_info("connected %s %s%s%s%s", c->initiator ? "to" : "from", c->peer, tls[0] ? " (" : "",
+             tls, tls[0] ? ")" : "");
     if (c->set->ops.on_up)
         c->set->ops.on_up(c->set->ud, c);
 }
@@ -399,8 +427,10 @@ static void conn_process_frames(struct conn *c)
             conn_close(c, "oversize frame");
             return;
         }
-        if (blen)
+        if (blen) {
+            loop_note_work(s->loop, 1);
             s->ops.on_frame(s->ud, c, body, blen);
+        }
         buf_consume(&c->in, (size_t)n);
     }
 }
@@ -541,6 +571,11 @@ static void conn_connected(struct conn *c)
         conn_flush(c);
         return;
     }
+    if (c->set->cfg.tls &&
+        !(c->tls = tls_new(c->set->cfg.tls, c->io.fd, 0, strchr(c->peer, '@') + 1))) {
+        conn_close(c, "TLS set-up failed");
+        return;
+    }
     c->state = CONN_HANDSHAKE;
     conn_hs_out(c);
     conn_watch(c);
@@ -555,10 +590,10 @@ static void conn_read(struct conn *c)
         conn_close(c, "out of memory");
         return;
     }
-    ssize_t n = recv(c->io.fd, c->in.data + c->in.len, room, 0);
+    ssize_t n = conn_recv(c, c->in.data + c->in.len, room);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            conn_close(c, strerror(errno));
+            conn_close(c, conn_io_error(c, errno));
         return;
     }
     if (n == 0) {
@@ -587,12 +622,19 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
         conn_connected(c);
         return;
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        conn_read(c);
+    /* A TLS read may wait for writability and a write for input; bytes
+     * OpenSSL decrypted already are invisible to epoll (tls.h). */
+    if (c->tls)
+        events |= EPOLLIN | EPOLLOUT;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        do
+            conn_read(c);
+        while (c->tls && c->state != CONN_CLOSED && tls_pending(c->tls));
+    }
     if (c->state != CONN_CLOSED && (events & EPOLLOUT)) {
         int rc = conn_flush(c);
         if (rc)
-            conn_close(c, rc == -ENOBUFS ? "output queue over its cap" : strerror(-rc));
+            conn_close(c, rc == -ENOBUFS ? "output queue over its cap" : conn_io_error(c, -rc));
     }
 }
 
@@ -649,6 +691,8 @@ static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         hc.ud = c;
         if (hs_init_acceptor(&c->hs, &hc, set_random(s)) < 0)
             conn_close(c, "handshake set-up failed");
+        else if (s->cfg.tls && !(c->tls = tls_new(s->cfg.tls, fd, 1, NULL)))
+            conn_close(c, "TLS set-up failed");
     }
 }
 

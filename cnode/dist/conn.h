@@ -29,6 +29,11 @@
  *
  * Ticks: an UP connection that has sent nothing for tick_ms sends a
  * zero-length frame; one that has received nothing for dead_ms is closed.
+ *
+ * TLS (cfg.tls set): every connection to or from a node runs TLS from its
+ * first byte on the node's port (epmd stays plain), and the handshake
+ * messages carry 4-byte lengths, as with erl -proto_dist inet_tls. The TLS
+ * handshake is part of CONN_HANDSHAKE and shares its deadline.
  */
 #ifndef LOCKERD_CONN_H
 #define LOCKERD_CONN_H
@@ -39,6 +44,7 @@
 #include "../core/buf.h"
 #include "../core/loop.h"
 #include "handshake.h"
+#include "tls.h"
 
 enum conn_state {
     CONN_EPMD,        /* connecting to the peer host's epmd */
@@ -95,6 +101,7 @@ struct conn_cfg {
     int64_t tick_ms;
     int64_t dead_ms;
     int64_t handshake_ms;
+    struct tls_ctx *tls;     /* TLS distribution (tls.h), borrowed; NULL = plain TCP */
 };
 
 struct conn {
@@ -116,6 +123,7 @@ struct conn {
     int64_t last_rx, last_tx, deadline;
     uint16_t port;                  /* peer's dist port (outgoing) */
     struct conn_ratelim warn_rl;    /* conn_warn lines about this peer */
+    struct tls *tls;                /* TLS session once connected, NULL = plain */
     void *user;                     /* for the owner of the set */
 };
 

@@ -401,6 +401,10 @@ static int hs_next_msg(struct hs *h, const uint8_t *in, size_t len, const uint8_
     if (len < hdr)
         return 0;
     uint32_t body = h->cfg.len4 ? get_u32(in) : get_u16(in);
+    /* A TLS record starts 0x16 0x03: a 2-byte length of 5635..5891. */
+    if (!h->cfg.len4 && h->state == HS_A_WAIT_NAME && in[0] == 0x16 && in[1] == 0x03)
+        return hs_fail(h, "the peer opened with a TLS hello: it uses TLS distribution "
+                          "(-proto_dist inet_tls), this node plain TCP");
     if (body > HS_MSG_MAX)
         return hs_fail(h, "handshake message of %" PRIu32 " bytes exceeds %d", body,
                        HS_MSG_MAX);

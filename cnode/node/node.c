@@ -46,6 +46,7 @@ struct node {
     int epmd_fd;
     struct loop_io epmd_io;
     struct conn_set *conns;
+    struct tls_ctx *tls;          /* NULL: plain TCP distribution */
     struct proc *procs;
     size_t nprocs;
     uint32_t next_pid;
@@ -617,6 +618,12 @@ int node_start(struct node *n, char *err, size_t errlen)
         .dead_ms = tick,
         .handshake_ms = n->cfg.handshake_ms,
     };
+    if (n->cfg.tls && n->cfg.tls->enabled) {
+        int rc = tls_ctx_new(n->cfg.tls, &n->tls, err, errlen);
+        if (rc)
+            return rc;
+        cc.tls = n->tls;
+    }
     static const struct conn_ops ops = {
         .on_up = node_on_up,
         .on_frame = node_on_frame,
@@ -651,6 +658,7 @@ void node_free(struct node *n)
     if (!n)
         return;
     conn_set_free(n->conns);
+    tls_ctx_free(n->tls); /* after the sessions that use it */
     if (n->epmd_fd >= 0) {
         loop_io_del(n->loop, &n->epmd_io);
         close(n->epmd_fd); /* closing unregisters the name */

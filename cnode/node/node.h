@@ -51,6 +51,8 @@ struct node_cfg {
     char *const *allow;       /* node names; NULL = every node (caller owns,
                                * must outlive the node) */
     size_t nallow;
+    const struct tls_cfg *tls; /* TLS distribution when set and enabled; read
+                                * by node_start only (its files loaded there) */
 };
 
 struct node *node_new(struct loop *l, const struct node_cfg *cfg, char *err, size_t errlen);

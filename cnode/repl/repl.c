@@ -183,10 +183,12 @@ static int repl_eager_hook(struct loop *l, void *ud)
 {
     (void)l;
     struct repl *rp = ud;
-    if (rp->nlog)
+    if (rp->cfg.eager && rp->nlog)
         repl_push(rp);
     return 0;
 }
+
+void repl_set_eager(struct repl *rp, int on) { rp->cfg.eager = on != 0; }
 
 static void repl_on_conn(void *ud, struct conn *c, int up)
 {
@@ -241,7 +243,7 @@ struct repl *repl_new(struct node *n, struct term from_pid, const struct repl_cf
     buf_init(&rp->log);
     buf_init(&rp->msg);
     if (node_subscribe(n, repl_on_conn, rp) ||
-        (cfg->eager && loop_hook_add(node_loop(n), repl_eager_hook, rp))) {
+        loop_hook_add(node_loop(n), repl_eager_hook, rp)) {
         free(rp);
         return NULL;
     }

@@ -45,5 +45,7 @@ int repl_log(struct repl *r, struct term entry);
 /* Push now (the periodic job, or push_trans_log). */
 void repl_push(struct repl *r);
 size_t repl_log_len(const struct repl *r);
+/* Turn the eager push on or off at run time. */
+void repl_set_eager(struct repl *r, int on);
 
 #endif

@@ -14,6 +14,8 @@
 #include "../../ei_glue/enc.h"
 #include "../coord/cproc.h"
 #include "../core/clock.h"
+#include "../core/log.h"
+#include "../core/loop.h"
 #include "../store/store.h"
 
 #include <time.h>
@@ -127,6 +129,29 @@ static int f_node(struct apply *a, const struct call *c)
 {
     (void)c;
     return enc_atom(&a->out, node_name(a->node));
+}
+
+/* lockerd:set_coalesce(Us): the --coalesce-us of this node, at run time
+ * (0..100000; 0 turns it off). Returns ok. */
+static int f_set_coalesce(struct apply *a, const struct call *c)
+{
+    int64_t us;
+    size_t pos = 0;
+    if (term_get_int64(c->args[0].p, c->args[0].len, &pos, &us) || us < 0 || us > 100000)
+        return -EINVAL;
+    loop_set_coalesce(node_loop(a->node), (long)us);
+    log_info("coalescing %s (%lld us)", us ? "enabled" : "disabled", (long long)us);
+    return enc_atom(&a->out, "ok");
+}
+
+/* lockerd:set_eager_push(true | false): --eager-push at run time. */
+static int f_set_eager_push(struct apply *a, const struct call *c)
+{
+    int on = term_is_atom(c->args[0].p, c->args[0].len, 0, "true");
+    if (!on && !term_is_atom(c->args[0].p, c->args[0].len, 0, "false"))
+        return -EINVAL;
+    server_set_eager_push(a->server, on);
+    return enc_atom(&a->out, "ok");
 }
 
 static int f_whereis(struct apply *a, const struct call *c)
@@ -549,6 +574,8 @@ static const struct {
     {"locker", "get_debug_state", 0, f_debug},
     {"erlang", "node", 0, f_node},
     {"erlang", "whereis", 1, f_whereis},
+    {"lockerd", "set_coalesce", 1, f_set_coalesce},
+    {"lockerd", "set_eager_push", 1, f_set_eager_push},
 };
 
 void apply_start(struct apply *a, const char *mod, const char *fun, struct term args,

@@ -24,6 +24,11 @@
  * are always applied: the masters acknowledged them. Refusals are logged
  * at most once per second per limit, with a count.
  *
+ * Safe restarts (quiet.c): a restarted master answers {error, recovering}
+ * to votes on keys it has no lease or write lock for, until every lease
+ * it may have granted before the restart has ended; every commit first
+ * records its lease length in the state file when it is a new longest.
+ *
  * Time: before each request the store's clock is set to the loop's cached
  * "now", so logically expired leases are invisible at once; reclamation
  * runs in a loop hook with a bounded budget per iteration.
@@ -41,6 +46,7 @@
 #include "../core/log.h"
 #include "../repl/repl.h"
 #include "../store/store.h"
+#include "quiet.h"
 #include "request.h"
 
 #define MAX_ARGS SERVER_REQ_MAX_ARGS
@@ -61,6 +67,8 @@ struct server {
     struct buf reply, entry, ctx;
     struct loop_timer expiry_timer;
     struct loop_timer push_timer;
+    struct loop_timer quiet_timer;
+    struct quiet *quiet;
     server_wake_fn waker;
     void *waker_ud;
     struct conn_ratelim limit_rl[3];
@@ -204,6 +212,8 @@ static int h_get_write_lock(struct server *s, struct caller *c, struct req *r)
     struct term val;
     int held = store_lease_get(s->store, key, &val, NULL) == 0;
     struct term nf = {(const uint8_t *)NOT_FOUND_ATOM, 11};
+    if (!held && quiet_active(s->quiet, now_ms(s)))
+        return reply_error(s, "recovering");
     if ((held && term_eq(val, expected)) || (!held && term_eq(expected, nf))) {
         int lim = held ? -1 : lease_limit(s);
         if (lim >= 0)
@@ -245,6 +255,7 @@ static int put_lease(struct server *s, struct req *r, const char *op)
     store_wlock_drop_tag(s->store, tag);
     if (lim >= 0)
         return reply_limit(s, lim, "commit of a new lease without our vote refused");
+    quiet_note_lease(s->quiet, len);
     int rc = store_lease_put(s->store, key, val, clock_add(now_ms(s), len));
     if (!rc)
         rc = log_kv(s, op, key, &val, &len);
@@ -717,6 +728,7 @@ static int replay_entry(struct server *s, const uint8_t *p, size_t len, size_t *
         int lim = store_lease_get(s->store, key, NULL, NULL) == 0 ? -1 : lease_limit(s);
         if (lim >= 0)
             limit_log(s, lim, "replicated lease applied over the limit");
+        quiet_note_lease(s->quiet, l);
         return store_lease_put(s->store, key, val, clock_add(now_ms(s), l < 0 ? 0 : l));
     }
     if (strcmp(r.op, "update") == 0 && r.nargs == 2) {
@@ -897,6 +909,20 @@ static void push_timer_fn(struct loop *l, struct loop_timer *t)
     loop_timer_arm(l, t, loop_now(l) + s->cfg.push_interval_ms);
 }
 
+void server_set_eager_push(struct server *s, int on)
+{
+    s->cfg.eager_push = on != 0;
+    repl_set_eager(s->repl, on);
+    log_info("eager push %s", on ? "on" : "off");
+}
+
+/* Only to log the end of the quiet period on time. */
+static void quiet_timer_fn(struct loop *l, struct loop_timer *t)
+{
+    struct server *s = t->ud;
+    quiet_active(s->quiet, loop_now(l));
+}
+
 struct server *server_new(struct node *n, const struct server_cfg *cfg, char *err,
                           size_t errlen)
 {
@@ -908,6 +934,7 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
     s->cfg = *cfg;
     loop_timer_init(&s->expiry_timer, expiry_timer_fn, s);
     loop_timer_init(&s->push_timer, push_timer_fn, s);
+    loop_timer_init(&s->quiet_timer, quiet_timer_fn, s);
     s->w = cfg->w;
     buf_init(&s->args);
     buf_init(&s->key);
@@ -916,6 +943,11 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
     buf_init(&s->ctx);
     struct store_cfg sc = {.on_wake = on_wake, .ud = s};
     if (!(s->store = store_new(&sc)))
+        goto oom;
+    if (!(s->quiet = quiet_open(cfg->state_file, cfg->quiet_ms, cfg->write_lock_ms,
+                                loop_now(s->loop), err, errlen)))
+        goto fail;
+    if (quiet_until(s->quiet) && loop_timer_arm(s->loop, &s->quiet_timer, quiet_until(s->quiet)))
         goto oom;
     /* Raw: the request path validates each payload while parsing it. */
     int rc = node_spawn_raw(n, "locker", server_on_msg, s, &s->pid);
@@ -947,6 +979,8 @@ void server_free(struct server *s)
         return;
     loop_timer_stop(s->loop, &s->expiry_timer);
     loop_timer_stop(s->loop, &s->push_timer);
+    loop_timer_stop(s->loop, &s->quiet_timer);
+    quiet_free(s->quiet);
     repl_free(s->repl);
     store_free(s->store);
     free_names(s->masters, s->nmasters);

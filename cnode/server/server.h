@@ -33,6 +33,10 @@ struct server_cfg {
     size_t max_waiters;
     size_t max_memory;
     int eager_push;          /* push each loop iteration's writes at once */
+    /* Safe restarts (quiet.h): state file (NULL: none) and quiet period
+     * (-1: automatic from the state file, else fixed at every start). */
+    const char *state_file;
+    int64_t quiet_ms;
 };
 
 struct server;
@@ -61,5 +65,8 @@ int server_eval(struct server *s, struct term req, struct buf *out);
 typedef void (*server_wake_fn)(void *ud, uint64_t id, int kind, struct term value);
 int server_wait(struct server *s, struct term key, int kind, int64_t deadline, uint64_t id);
 void server_set_waker(struct server *s, server_wake_fn fn, void *ud);
+
+/* --eager-push at run time (lockerd:set_eager_push/1). */
+void server_set_eager_push(struct server *s, int on);
 
 #endif

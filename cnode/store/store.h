@@ -5,8 +5,13 @@
  *
  * Model
  *  - Keys, values and tags are canonical term byte spans (ei_glue/term.h):
- *    equal bytes <=> =:= terms. The store copies what it keeps; spans it
- *    hands out stay valid until the next mutating call.
+ *    equal bytes <=> =:= terms. The store copies what it keeps, and what
+ *    it hands back is byte-identical to what it was given. Key and tag
+ *    spans it hands out stay valid until the next mutating call. A lease
+ *    value span (store_lease_get, store_foreach_lease, on_wake) stays valid
+ *    until the next mutating call or the next call that hands out a value,
+ *    whichever comes first: a value stored packed (a pid, see pidc.h) is
+ *    rebuilt in one buffer of the store's.
  *  - Lease table: key -> {value, expire_at}. O(1) expected lookup.
  *  - Write locks: at most one per key, key -> {tag, expire_at}; indexed by
  *    key and by tag. A coordinator never reuses a tag, but a hostile one may

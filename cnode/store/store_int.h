@@ -3,16 +3,21 @@
  * time), wlock.c (write locks) and waiter.c (waiters). Nothing outside
  * cnode/store/ includes this.
  *
- * Every entry (lease, write lock, waiter) is one allocation holding its
- * bytes inline, linked into one hash table by key and queued in one timeq
- * by its expiry or deadline; the timeq is therefore also the list of all
- * entries of a kind (store_free and waiter filtering walk it).
+ * Leases, the bulk of the store, are packed for size (store.c): blocks in
+ * a slab addressed by 32-bit handles, found through an open-addressing
+ * index (hidx) and queued by expiry in a heap of (time, handle) pairs
+ * (hq), values in the compact form of pidc.
+ *
+ * Every write lock and waiter is one malloc holding its bytes inline,
+ * linked into one hash table by key and queued in one timeq by its expiry
+ * or deadline; the timeq is therefore also the list of all entries of a
+ * kind (store_free and waiter filtering walk it).
  * Write locks and waiters also hang off a per-tag / per-key group object
  * so that "all locks with this tag" and "all waiters of this key" are lists,
  * never searches. A group exists exactly while its list is non-empty.
  *
- * entry_bytes estimates what the allocator really holds for entries and
- * groups (store__chunk), so store_mem_bytes() tracks RSS closely.
+ * entry_bytes estimates what the allocator really holds for those entries
+ * and groups (store__chunk), so store_mem_bytes() tracks RSS closely.
  */
 #ifndef LOCKERD_STORE_INT_H
 #define LOCKERD_STORE_INT_H
@@ -22,6 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hidx.h"
+#include "hq.h"
+#include "pidc.h"
+#include "slab.h"
 #include "store.h"
 #include "table.h"
 #include "timeq.h"
@@ -30,8 +39,10 @@ struct store {
     struct store_cfg cfg;
     uint64_t seed;        /* of every key/tag hash: random per store */
     int64_t now;
-    struct table leases;  /* struct lease by key */
-    struct timeq lease_q; /* struct lease by expire_at */
+    struct slab slab;     /* lease blocks */
+    struct hidx leases;   /* lease handles by key */
+    struct hq lease_q;    /* lease handles by expire_at */
+    struct pidc *pc;      /* interned pid nodes; unpacks values */
     struct table wlocks;  /* struct wlock by key */
     struct table wtags;   /* struct wtag (locks sharing a tag) by tag */
     struct timeq wlock_q; /* struct wlock by expire_at */

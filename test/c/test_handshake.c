@@ -755,6 +755,22 @@ static void test_len4_mode(void **state)
     hs_free(&h);
 }
 
+/* A plain acceptor reached by a TLS peer names the mismatch. */
+static void test_tls_hello_on_plain(void **state)
+{
+    (void)state;
+    struct hs_cfg c = acceptor_cfg();
+    struct hs h;
+    size_t used;
+    const uint8_t hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01};
+    assert_int_equal(hs_init_acceptor(&h, &c, 1), 0);
+    assert_int_equal(hs_input(&h, hello, 1, &used), 0);
+    assert_int_equal(hs_input(&h, hello, sizeof hello, &used), -1);
+    assert_non_null(strstr(h.err, "TLS"));
+    assert_int_equal(buf_size(&h.out), 0);
+    hs_free(&h);
+}
+
 static void test_oversize(void **state)
 {
     (void)state;
@@ -977,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_decide_results),
         cmocka_unit_test(test_truncated_prefixes),
         cmocka_unit_test(test_len4_mode),
+        cmocka_unit_test(test_tls_hello_on_plain),
         cmocka_unit_test(test_oversize),
         cmocka_unit_test(test_bad_peer_names),
         cmocka_unit_test(test_malformed_acceptor),

@@ -840,12 +840,28 @@ static void check_wakes(struct model *m, struct wakes *w)
     w->n = m->expect.n = 0;
 }
 
-static void m_put(struct model *m, struct store *s, int k, struct term key)
+/* A third of the values are pids of a few nodes, which the store keeps
+ * packed (cnode/store/pidc.h); the rest random bytes, kept as they are. */
+static uint32_t m_value(uint8_t val[40])
 {
-    uint8_t val[40];
+    if (rand() % 3 == 0) {
+        static const uint8_t head[2][7] = {{88, 119, 4, 'm', '1', '@', 'h'},
+                                           {88, 119, 4, 'm', '2', '@', 'h'}};
+        memcpy(val, head[rand() % 2], 7);
+        for (int i = 7; i < 19; i++)
+            val[i] = i < 15 && rand() % 2 ? (uint8_t)rand() : (uint8_t)(i == 18 ? rand() % 3 : 0);
+        return 19;
+    }
     uint32_t vlen = (uint32_t)(rand() % 41);
     for (uint32_t i = 0; i < vlen; i++)
         val[i] = (uint8_t)rand();
+    return vlen;
+}
+
+static void m_put(struct model *m, struct store *s, int k, struct term key)
+{
+    uint8_t val[40];
+    uint32_t vlen = m_value(val);
     int64_t at = m->now + rand() % 53 - 2;
     assert_int_equal(store_lease_put(s, key, (struct term){val, vlen}, at), 0);
     if (m->lease[k].stored && m->lease[k].at <= m->now)
@@ -882,8 +898,7 @@ static void m_update_delete(struct model *m, struct store *s, int k, struct term
         return;
     }
     uint8_t val[40];
-    uint32_t vlen = (uint32_t)(rand() % 41);
-    memset(val, rand(), vlen);
+    uint32_t vlen = m_value(val);
     assert_int_equal(store_lease_update(s, key, (struct term){val, vlen}), live ? 0 : -ENOENT);
     if (live) {
         m->lease[k].vlen = vlen;

@@ -19,7 +19,7 @@
 -export([ensure_epmd/0, cookie/0, host/0, node_name/1, unique_name/1,
          repo_root/0, lockerd_bin/0, lockerd_available/0, lockerd_check/0,
          start_lockerd/2, stop_lockerd/1, kill9/1, stop/1, crash/1, stop_all/1,
-         start_peer/2, start_beam_node/3, start_beam_master/3,
+         start_peer/2, start_beam_node/3, start_beam_master/3, peer_apply/4,
          start_local_server/3, stop_local_server/0,
          start_nodes/3,
          debug_state/1, leases/1, write_locks/1, lease_on/2, sbcast/2,
@@ -122,7 +122,10 @@ code_paths() ->
 
 %% Opts (map): log_dir (required), masters, replicas ([node()]), w,
 %% push_interval, max_frame, net_ticktime, log_level (default "debug"),
-%% cookie (default: this node's), extra_args ([string()]).
+%% cookie (default: this node's), extra_args ([string()]), ready (call:
+%% ready once this node's get_debug_state call is answered, the default;
+%% epmd: once registered and the log says ready, for a lockerd this node
+%% cannot talk to, e.g. one using TLS distribution).
 start_lockerd(Name, Opts) ->
     ensure_epmd(),
     Bin = lockerd_bin(),
@@ -142,7 +145,7 @@ start_lockerd(Name, Opts) ->
             end,
     record_pid(OsPid, Bin),
     H = #{kind => lockerd, node => Node, name => Name, os_pid => OsPid, log => Log,
-          owner => Owner, cmd => Cmd},
+          owner => Owner, cmd => Cmd, ready => maps:get(ready, Opts, call)},
     case wait_ready(H, erlang:monotonic_time(millisecond) + ?READY_TIMEOUT) of
         ok ->
             log("lockerd ~s ready (os pid ~s)", [Node, OsPid]),
@@ -173,6 +176,9 @@ lockerd_args(Name, Opts) ->
         ++ Opt(max_frame, "--max-frame", fun integer_to_list/1)
         ++ Opt(net_ticktime, "--net-ticktime", fun integer_to_list/1)
         ++ ["--log-level", maps:get(log_level, Opts, "debug")]
+        %% Each node's state file (safe restarts) beside its log: a node
+        %% restarted under the same name in the same directory is quiet.
+        ++ ["--state-file", filename:join(maps:get(log_dir, Opts), Name ++ ".state")]
         ++ maps:get(extra_args, Opts, []).
 
 port_owner(Parent, Bin, Args, Log) ->
@@ -206,6 +212,8 @@ wait_ready(#{node := Node, name := Name, owner := Owner} = H, Deadline) ->
             {error, {exited, exit_status(H)}};
         true ->
             Ready = case erl_epmd:port_please(Name, host()) of
+                        {port, _, _} when map_get(ready, H) =:= epmd ->
+                            log_count(H, " ready: node ") > 0 orelse {false, no_ready_line};
                         {port, _, _} ->
                             case catch gen_server:call({locker, Node}, get_debug_state, 1000) of
                                 {ok, _, _, _, _, _} -> true;
@@ -325,7 +333,8 @@ start_peer(Name, Opts) ->
                         true -> peer:call(Peer, os, getpid, []);
                         false -> erpc:call(Node, os, getpid, [], 10000)
                     end,
-            #{kind => beam, node => Node, name => Name, peer => Peer, os_pid => OsPid};
+            #{kind => beam, node => Node, name => Name, peer => Peer, os_pid => OsPid,
+              stdio => maps:is_key(connection, Opts)};
         {error, Reason} ->
             error({peer_start_failed, Name, Reason})
     end.
@@ -334,10 +343,18 @@ start_peer(Name, Opts) ->
 %% master when it is in Masters, a replica when in Replicas, else a client.
 %% Opts: those of start_peer/2, plus server_opts for lkr_server:start/4.
 start_beam_node(Name, {W, Masters, Replicas}, Opts) ->
-    H = #{node := Node} = start_peer(Name, Opts),
+    H = start_peer(Name, Opts),
     ServerOpts = maps:get(server_opts, Opts, []),
-    {ok, _} = erpc:call(Node, lkr_server, start, [W, Masters, Replicas, ServerOpts]),
+    {ok, _} = peer_apply(H, lkr_server, start, [W, Masters, Replicas, ServerOpts]),
     H.
+
+%% Run M:F(A) on a BEAM peer: over stdio for a peer started with
+%% connection => standard_io (it may not share this node's distribution),
+%% else by erpc.
+peer_apply(#{peer := Peer, stdio := true}, M, F, A) ->
+    peer:call(Peer, M, F, A, 30000);
+peer_apply(#{node := Node}, M, F, A) ->
+    erpc:call(Node, M, F, A, 30000).
 
 start_beam_master(Name, Meta, Opts) ->
     start_beam_node(Name, Meta, Opts).

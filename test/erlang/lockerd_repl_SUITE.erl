@@ -31,7 +31,8 @@ groups() ->
              write_then_release_in_one_push,
              expiry_on_replica,
              replica_wakes_waiters],
-    Eager = [write_replicated, update_replicated, extend_replicated, replica_wakes_waiters],
+    Eager = [write_replicated, update_replicated, extend_replicated, replica_wakes_waiters,
+             eager_push_toggled_at_run_time],
     [{G, [], Cases} || G <- [lockerd_to_beam, beam_to_lockerd, lockerd_to_lockerd, beam_to_beam]]
         ++ [{eager_lockerd_to_beam, [], Eager}].
 
@@ -117,6 +118,28 @@ wait_replica(Config, Key, Expected) ->
 
 %%--------------------------------------------------------------------
 %% Cases
+
+%% lockerd:set_eager_push/1 (eager group only: the interval push is ten
+%% minutes away, so a write reaches the replica only if pushed eagerly).
+eager_push_toggled_at_run_time(Config) ->
+    M = ?config(master, Config),
+    K1 = key(Config, 1),
+    K2 = key(Config, 2),
+    ?assertEqual(ok, rpc:call(M, lockerd, set_eager_push, [false])),
+    try
+        ?assertMatch({ok, _, _, _}, lkr:lock(K1, v1, 30000)),
+        timer:sleep(1500),
+        ?assertEqual(not_found, replica_read(Config, K1)),
+        ?assertEqual(ok, rpc:call(M, lockerd, set_eager_push, [true])),
+        ?assertMatch({ok, _, _, _}, lkr:lock(K2, v2, 30000)),
+        %% The eager push carries the whole log: the held-back write too.
+        ?assertEqual({ok, v2}, wait_replica(Config, K2, {ok, v2})),
+        ?assertEqual({ok, v1}, replica_read(Config, K1)),
+        ?assertMatch({badrpc, {'EXIT', {function_clause, _}}},
+                     rpc:call(M, lockerd, set_eager_push, [maybe]))
+    after
+        rpc:call(M, lockerd, set_eager_push, [true])
+    end.
 
 write_replicated(Config) ->
     K = key(Config),

@@ -32,7 +32,8 @@ all() ->
      cast_runs_the_function,
      wait_for_by_rpc,
      wait_for_release_by_rpc,
-     sbcast_jobs].
+     sbcast_jobs,
+     set_coalesce_at_run_time].
 
 init_per_suite(Config) ->
     case lockerd_ct:lockerd_check() of
@@ -184,6 +185,26 @@ bad_arguments(Config) ->
                  rpc:call(L, locker, set_w, [not_a_list, 2])),
     %% The node is unharmed.
     ?assertEqual({error, not_found}, rpc:call(L, locker, dirty_read, [key(Config)])).
+
+%% lockerd:set_coalesce/1 tunes --coalesce-us of a running node; the node
+%% keeps answering with it on, and refuses values out of range.
+set_coalesce_at_run_time(Config) ->
+    L = first(Config),
+    ?assertEqual(ok, rpc:call(L, lockerd, set_coalesce, [200])),
+    K = key(Config),
+    ?assertMatch({ok, _, _, _}, lkr:lock(K, v, 5000)),
+    [?assertEqual({ok, v}, rpc:call(L, locker, dirty_read, [K])) || _ <- lists:seq(1, 20)],
+    ?assertMatch({badrpc, {'EXIT', {function_clause, _}}},
+                 rpc:call(L, lockerd, set_coalesce, [-1])),
+    ?assertMatch({badrpc, {'EXIT', {function_clause, _}}},
+                 rpc:call(L, lockerd, set_coalesce, [fast])),
+    ?assertEqual(ok, rpc:call(L, lockerd, set_coalesce, [0])),
+    [#{log := Log}] = [H || #{node := N} = H <- ?config(handles, Config), N =:= L],
+    InLog = fun(Text) ->
+                    fun() -> {ok, B} = file:read_file(Log), binary:match(B, Text) =/= nomatch end
+            end,
+    ?assert(lockerd_ct:wait_until(InLog(<<"coalescing enabled (200 us)">>), 5000)),
+    ?assert(lockerd_ct:wait_until(InLog(<<"coalescing disabled">>), 5000)).
 
 cast_runs_the_function(Config) ->
     K = key(Config),
