@@ -484,7 +484,8 @@ static int run_capacity(struct raw *r, int window, double seconds)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: lkc_bench --masters A@H,B@H,C@H [-setcookie C] [-sname NAME] [-w W]\n"
-               "  pairs:    [--inflight N] [--seconds S] [--keys K] [--lease MS] [--latencies FILE]\n"
+               "  pairs:    [--inflight N] [--seconds S] [--keys K] [--lease MS]\n"
+               "            [--latencies FILE]\n"
                "  insert:   --insert COUNT [--from I] [--window W] [--batch B] [--master NODE]\n"
                "            [--lease MS | --expire-at-wall MS]\n"
                "  capacity: --capacity [--window W] [--seconds S] [--master NODE]\n");

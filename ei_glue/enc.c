@@ -14,14 +14,15 @@
 /* Worst case for one atom of 255 characters of up to 4 UTF-8 bytes. */
 #define ATOM_MAX_ENC (3 + 255 * 4)
 
-/* SMALL_ATOM_UTF8_EXT of an ASCII name of at most 255 bytes, or -1. */
+/* SMALL_ATOM_UTF8_EXT of an ASCII name of at most 255 bytes: 0 or -ENOMEM;
+ * 1 (nothing written) for any other name. */
 static int atom_ascii(struct buf *b, const char *name, size_t n)
 {
     if (n > 255)
-        return -1;
+        return 1;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)name[i] >= 0x80)
-            return -1;
+            return 1;
     int rc = buf_reserve(b, 2 + n);
     if (rc)
         return rc;
@@ -36,7 +37,7 @@ int enc_atom(struct buf *b, const char *name)
 {
     size_t n = strlen(name);
     int rc = atom_ascii(b, name, n);
-    if (rc != -1)
+    if (rc <= 0)
         return rc;
     if (n > 255 * 4)
         return -EINVAL;

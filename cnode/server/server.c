@@ -873,7 +873,8 @@ static void server_on_msg(void *ud, struct conn *c, const struct ctrl *m)
     char atom[64];
     size_t pos = 0;
     if (term_get_atom(m->payload.p, m->payload.len, &pos, atom, sizeof atom) == 0 &&
-        pos == m->payload.len && (strcmp(atom, "expire_leases") == 0 || strcmp(atom, "expire_locks") == 0 ||
+        pos == m->payload.len &&
+        (strcmp(atom, "expire_leases") == 0 || strcmp(atom, "expire_locks") == 0 ||
          strcmp(atom, "push_trans_log") == 0)) {
         run_job(s, atom);
         return;
