@@ -3,7 +3,8 @@
 %% masters, and records each fault as #{type, desc, start, stop} (µs since
 %% the run's start, the history's clock).
 %%
-%% Faults (N masters, M = N div 2 + 1, a majority):
+%% Faults (N masters, M = N div 2 + 1, a majority; see pick/1 for the
+%% order):
 %%  - kill: kill -9 one master, or M at once, or M in turn ("rolling": each
 %%    restarted before the next is killed), then restart them with the
 %%    same state file;
@@ -113,31 +114,32 @@ hold(Ms) ->
 %%--------------------------------------------------------------------
 %% Choosing a fault
 
-%% Fault types take turns (kill, pause, partition, kill, ...; partitions
-%% only in netns mode), so that even a short run sees each; the variant
-%% and the targets are random.
-pick(#{handles := Hs, unsafe := true}) ->
-    %% checking the checker: only the fault the quiet period is for
-    Ids = lists:sort(maps:keys(Hs)),
-    {kill, majority, pick_n(length(Ids) div 2 + 1, Ids)};
+%% Fault types take turns — kill, pause, partition, pause, partition
+%% (partitions only in netns mode): a kill costs the restarted masters a
+%% 10 s quiet period, so kills come every fifth fault and the cluster is
+%% not always recovering. The variants of each type take turns too, a
+%% majority kill first, so that even a short run sees one; the targets are
+%% random.
 pick(#{handles := Hs, env := #{mode := Mode}}) ->
     Ids = lists:sort(maps:keys(Hs)),
     M = length(Ids) div 2 + 1,
     Types = case Mode of
-                netns -> [kill, pause, partition];
-                loopback -> [kill, pause]
+                netns -> [kill, pause, partition, pause, partition];
+                loopback -> [kill, pause, pause]
             end,
-    Turn = case get(turn) of undefined -> 0; T -> T end,
-    put(turn, Turn + 1),
-    Choices = case lists:nth(Turn rem length(Types) + 1, Types) of
-                  kill -> [{kill, one, pick_n(1, Ids)}, {kill, majority, pick_n(M, Ids)},
-                           {kill, rolling, pick_n(M, Ids)}];
-                  pause -> [{pause, one, pick_n(1, Ids)}, {pause, majority, pick_n(M, Ids)}];
-                  partition -> [{partition, isolate_one, pick_n(1, Ids)},
-                                {partition, client_one, pick_n(1, Ids)},
-                                {partition, client_majority, pick_n(M, Ids)}]
-              end,
-    lists:nth(rand:uniform(length(Choices)), Choices).
+    Type = lists:nth(next_turn(fault) rem length(Types) + 1, Types),
+    Variants = case Type of
+                   kill -> [{majority, M}, {one, 1}, {rolling, M}];
+                   pause -> [{one, 1}, {majority, M}];
+                   partition -> [{isolate_one, 1}, {client_majority, M}, {client_one, 1}]
+               end,
+    {How, N} = lists:nth(next_turn(Type) rem length(Variants) + 1, Variants),
+    {Type, How, pick_n(N, Ids)}.
+
+next_turn(Counter) ->
+    N = case get({turn, Counter}) of undefined -> 0; T -> T end,
+    put({turn, Counter}, N + 1),
+    N.
 
 pick_n(N, Ids) ->
     lists:sort(lists:sublist([I || {_, I} <- lists:sort([{rand:uniform(), I} || I <- Ids])], N)).
