@@ -22,7 +22,7 @@
 
 -export([start_master/3, stop/1, kill9/1, signal/2, alive/1,
          start_program/4, close_program/1,
-         cut/3, heal/2, beam_master/4, record_pid/1, first_line/2]).
+         cut/3, heal/2, beam_master/4, first_line/2]).
 
 -define(READY_TIMEOUT, 30000).
 -define(STOP_TIMEOUT, 5000).
@@ -35,6 +35,8 @@ start_master(#{kind := Kind, node := Node, name := Name} = Spec, Meta, Env) ->
     H = start_program(Spec, Prog, Args, Log),
     case wait_ready(H, erlang:monotonic_time(millisecond) + ?READY_TIMEOUT) of
         ok ->
+            %% by now `ip netns exec` and `erl` have exec'd the final program
+            record_pid(maps:get(os_pid, H), cmdline_exe(maps:get(os_pid, H))),
             H;
         {error, Why} ->
             catch stop(H),
@@ -122,7 +124,9 @@ wait_ready(#{node := Node, owner := Owner} = H, Deadline) ->
 
 %% Start Prog Args with output appended to Log; returns Spec with owner,
 %% os_pid and log. The owner forwards lines to `lines_to` when the spec
-%% has one (C clients report their operations that way).
+%% has one (C clients report their operations that way). The pid is
+%% recorded for cleanup with the spec's `exe` (the program's argv[0] once
+%% it runs), if given.
 start_program(Spec, Prog, Args, Log) ->
     ok = filelib:ensure_dir(Log),
     Self = self(),
@@ -130,7 +134,7 @@ start_program(Spec, Prog, Args, Log) ->
     Owner = spawn(fun() -> port_owner(Self, Prog, Args, Log, LinesTo) end),
     receive
         {Owner, os_pid, OsPid} ->
-            record_pid(OsPid),
+            [record_pid(OsPid, Exe) || #{exe := Exe} <- [Spec]],
             Spec#{owner => Owner, os_pid => OsPid, log => Log};
         {Owner, start_failed, Why} ->
             throw({start_failed, Prog, Why})
@@ -223,20 +227,21 @@ close_program(#{owner := Owner} = H) ->
             timeout
     end.
 
-%% "PID EXE" for scripts/lib.sh kill_tracked: the first word of the
-%% program's command line, so a reused pid is never killed.
-record_pid(OsPid) ->
+%% "PID EXE" for scripts/lib.sh kill_tracked, which kills PID after a
+%% crashed driver only while its command line still starts with EXE (never
+%% a reused pid).
+record_pid(OsPid, Exe) ->
     case os:getenv("LOCKERD_PIDFILE") of
-        File when is_list(File), File =/= "" ->
-            case file:read_file("/proc/" ++ OsPid ++ "/cmdline") of
-                {ok, Cmd} ->
-                    [Exe | _] = binary:split(Cmd, <<0>>),
-                    file:write_file(File, [OsPid, " ", Exe, "\n"], [append]);
-                _ ->
-                    ok
-            end;
+        File when is_list(File), File =/= "", Exe =/= "" ->
+            file:write_file(File, [OsPid, " ", Exe, "\n"], [append]);
         _ ->
             ok
+    end.
+
+cmdline_exe(OsPid) ->
+    case file:read_file("/proc/" ++ OsPid ++ "/cmdline") of
+        {ok, Cmd} -> hd(binary:split(Cmd, <<0>>));
+        _ -> ""
     end.
 
 %%--------------------------------------------------------------------

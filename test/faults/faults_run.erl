@@ -352,11 +352,12 @@ start_cclient(RunNo, Tab, T0, {W, Masters}, Env, Seed) ->
             "--timeout", integer_to_list(maps:get(timeout, Env)),
             "--seed", integer_to_list(Seed)],
     Log = filename:join(maps:get(log_dir, Env), "cclient.log"),
+    Exe = maps:get(cclient, Env),
     Parent = self(),
     Collector = spawn_link(fun() ->
-                                   Spec = #{name => "cclient", lines_to => self()},
-                                   H = faults_nodes:start_program(Spec, maps:get(cclient, Env),
-                                                                  Args, Log),
+                                   Spec = #{name => "cclient", lines_to => self(),
+                                            exe => Exe},
+                                   H = faults_nodes:start_program(Spec, Exe, Args, Log),
                                    Parent ! {cclient_started, self()},
                                    collect(H, Tab, Offset, T0)
                            end),
