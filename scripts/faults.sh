@@ -9,6 +9,8 @@
 #   scripts/faults.sh            full: 3 and 5 masters, all-lockerd and mixed
 #   scripts/faults.sh --smoke    bounded (about two minutes; CI runs it)
 #   scripts/faults.sh --check    only the checker's and lkr_server's unit tests
+#   scripts/faults.sh --control  restarts without quiet period: succeeds only
+#                                when the checker finds the violations
 #
 # Each node (every master, and the client node) gets a network namespace of
 # its own with an address on a bridge and its own epmd; partitions are
@@ -38,7 +40,8 @@ case "${1:-}" in
     "") ;;
     --smoke) what=smoke ;;
     --check) what=check ;;
-    *) echo "usage: scripts/faults.sh [--smoke | --check]" >&2; exit 2 ;;
+    --control) what=control ;;
+    *) echo "usage: scripts/faults.sh [--smoke | --check | --control]" >&2; exit 2 ;;
 esac
 
 out="${FAULTS_OUT:-$repo/build/faults}"
@@ -62,6 +65,9 @@ if [ "${FAULTS_C_THREADS:-3}" != 0 ]; then
 fi
 if [ "$what" = smoke ]; then
     export FAULTS_RUNS="${FAULTS_RUNS:-3:lockerd,5:mixed}" FAULTS_SECONDS="${FAULTS_SECONDS:-25}"
+elif [ "$what" = control ]; then
+    export FAULTS_RUNS="${FAULTS_RUNS:-3:lockerd,3:mixed}" FAULTS_SECONDS="${FAULTS_SECONDS:-20}"
+    export FAULTS_UNSAFE=1
 else
     export FAULTS_RUNS="${FAULTS_RUNS:-3:lockerd,3:mixed,5:lockerd,5:mixed}"
     export FAULTS_SECONDS="${FAULTS_SECONDS:-60}"
@@ -164,6 +170,15 @@ set +e
 "${driver[@]}" 2>&1 | tee "$out/logs/faults.log"
 rc=${PIPESTATUS[0]}
 set -e
+# The driver exits 0 (no violation), 1 (violations) or 2 (a run broke).
+if [ "$what" = control ]; then
+    case $rc in
+        1) echo "faults: control OK: restarts without quiet period gave violations, and the checker found them"
+           exit 0 ;;
+        0) echo "faults: control FAILED: no violation found although restarts had no quiet period"
+           exit 1 ;;
+    esac
+fi
 if [ "$rc" -ne 0 ]; then
     echo "faults: FAILED (exit $rc); logs in $out/logs, histories in $out/run*.history"
 fi

@@ -20,7 +20,7 @@
 %% writes the history (FAULTS_OUT/runN.history, one Erlang term per line)
 %% and runs the checker. The last line printed is
 %%   faults: N ops, V violations, A% available
-%% and the VM exits 1 when V > 0 or a run broke (a node did not start, a
+%% and the VM exits 1 when V > 0, 2 when a run broke (a node did not start, a
 %% master crashed, nothing was acknowledged, no fault was injected).
 -module(faults_run).
 
@@ -449,7 +449,8 @@ summary(Results) ->
     io:format("faults: ~b ops, ~b violations, ~.1f% available~n", [N, V, Pct]),
     case {V, Broke, Reports} of
         {0, [], [_ | _]} -> 0;
-        _ -> 1
+        {_, [], [_ | _]} -> 1;
+        _ -> 2
     end.
 
 halt_with(Status) ->
