@@ -50,7 +50,8 @@
 %%
 %% 3. Stale leases. After the run every fault is healed, the clients stop,
 %%    and the driver waits longer than any lease (plus the BEAM server's
-%%    1 s expiry sweep) before reading every master's table: a lease still
+%%    1 s expiry sweep, and a tick time after the heal for commits held up
+%%    by a partition) before reading every master's table: a lease still
 %%    there outlived its length (`stale_lease`).
 %%
 %% Availability: acknowledged / attempted lock, extend and release

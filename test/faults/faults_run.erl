@@ -213,11 +213,19 @@ run_load(RunNo, Handles, {W, Masters} = Meta, Env) ->
             {ok, Hs, Fs, Cr} -> {Hs, Fs, Cr, []};
             {error, Why, Hs} -> {Hs, [], [], [{nemesis, Why}]}
         end,
+    Healed = erlang:monotonic_time(millisecond),
     put(handles, Handles1),
     atomics:put(Stop, 1, 1),
     Broke1 = Broke0 ++ wait_clients(Clients) ++ stop_cclient(CClient),
     LastOp = erlang:monotonic_time(microsecond) - T0,
-    timer:sleep(maps:get(lease_max, Env) + ?SETTLE_MARGIN_MS),
+    %% Every lease runs out by then: the last one began at the last
+    %% operation, or at the latest when a commit held up by a partition
+    %% reached its master after the heal (TCP retransmits; a connection
+    %% silent for a tick time is closed instead).
+    Settle = max(erlang:monotonic_time(millisecond),
+                 Healed + maps:get(ticktime, Env) * 1000) + maps:get(lease_max, Env)
+        + ?SETTLE_MARGIN_MS,
+    timer:sleep(max(0, Settle - erlang:monotonic_time(millisecond))),
     {Final, Broke2} = final_state(Handles1),
     lkr_server:stop(),
     Ops = [Op || {_, Op} <- ets:tab2list(Tab)],
