@@ -186,3 +186,26 @@ $(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/liblockerd.a
 
 bench-store: $(BUILD)/bench/store_bench
 	$(BUILD)/bench/store_bench
+
+# Fault-injection runs (scripts/faults.sh; README "Fault-injection runs"):
+# `make faults` runs 3 and 5 masters, all-lockerd and mixed, for a minute
+# each; `make faults-smoke` is the bounded run CI does; `make faults-check`
+# only the checker's unit tests; `make faults-control` restarts masters
+# without quiet period and passes only if the checker finds violations.
+# The C client links the client library.
+build/faults/faults_cclient: test/faults/faults_cclient.c $(BINDIR)/liblocker.a client/locker.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 -g -I. $< $(BINDIR)/liblocker.a -lssl -lcrypto -lpthread -o $@
+
+.PHONY: faults faults-smoke faults-check faults-control
+faults: all build/faults/faults_cclient
+	scripts/faults.sh
+
+faults-smoke: all build/faults/faults_cclient
+	scripts/faults.sh --smoke
+
+faults-check:
+	scripts/faults.sh --check
+
+faults-control: all build/faults/faults_cclient
+	scripts/faults.sh --control

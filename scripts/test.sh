@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test: C unit tests, Common
 # Test suites and ExUnit against bin/lockerd, the threaded node-local lock
-# tests under ThreadSanitizer, then everything again against an
-# address/undefined-behaviour sanitized build (make asan), and a short
-# run of every fuzz target over its seeds and regression inputs.
+# tests under ThreadSanitizer, the bounded fault-injection run (make
+# faults-smoke), then everything again against an address/undefined-
+# behaviour sanitized build (make asan), and a short run of every fuzz
+# target over its seeds and regression inputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,6 +13,7 @@ ensure_epmd loopback
 make -j"$(nproc)" all
 make test
 make test-tsan
+make faults-smoke
 make asan
 make fuzz-smoke
 echo "all tests passed"

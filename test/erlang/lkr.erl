@@ -9,7 +9,7 @@
 
 -export([lock/2, lock/3, lock/4,
          update/3, update/4,
-         extend_lease/3, extend_lease/4,
+         extend_lease/3, extend_lease/4, extend_lease_counts/4,
          release/2, release/3,
          dirty_read/1, master_dirty_read/1, master_dirty_read/2,
          wait_for/2, wait_for_release/1, wait_for_release/2,
@@ -47,15 +47,25 @@ extend_lease(Key, Value, LeaseLength) ->
 
 %% ok | {error, no_quorum}
 extend_lease(Key, Value, LeaseLength, Timeout) ->
+    case extend_lease_counts(Key, Value, LeaseLength, Timeout) of
+        {ok, _W, _Votes, _Commits} -> ok;
+        Error -> Error
+    end.
+
+%% extend_lease/4 with the counts the other writes return:
+%% {ok, W, Votes, Commits} | {error, no_quorum}. The fault-injection runs
+%% use the vote count (a release that was lost shows as a later extend of
+%% the released value that W masters still vote for).
+extend_lease_counts(Key, Value, LeaseLength, Timeout) ->
     {W, Masters, _} = get_meta_w(),
     Tag = make_ref(),
     case vote(Masters, Key, Value, Tag, Timeout) of
         Votes when Votes >= W ->
             {Replies, _Bad} = multi_call(Masters, {extend_lease, Tag, Key, Value, LeaseLength},
                                          Timeout),
-            NotOk = Masters -- [N || {N, ok} <- Replies],
-            release_write_lock(NotOk, Tag, Timeout),
-            ok;
+            Oks = [N || {N, ok} <- Replies],
+            release_write_lock(Masters -- Oks, Tag, Timeout),
+            {ok, W, Votes, length(Oks)};
         _ ->
             release_write_lock(Masters, Tag, Timeout),
             {error, no_quorum}

@@ -13,6 +13,16 @@
 %%  - waiters (wait_for / wait_for_release) are kept in the server state, each
 %%    with its own timeout timer; a waiter that times out is dropped silently.
 %%
+%% Safe restarts (option state_file, as lockerd's --state-file): the file
+%% holds the longest lease this server ever granted, written before the
+%% write that grants it is answered. A server that starts and finds the file
+%% (it ran before and lost its memory) refuses get_write_lock for keys it
+%% has no lease or write lock of, with {error, recovering}, for that long
+%% and at least the 10 s a write lock lives (option quiet_period overrides
+%% both): a lease it granted, or a vote it gave, before the restart may
+%% still stand on the other masters, and its vote must not help a second
+%% holder to a quorum. Keys written since the restart are voted on normally.
+%%
 %% ExpireAt values are erlang:monotonic_time(millisecond) based.
 -module(lkr_server).
 -behaviour(gen_server).
@@ -34,6 +44,9 @@
           waiters = #{} :: #{reference() => {wait_for | wait_for_release,
                                              term(), gen_server:from(),
                                              reference() | undefined}},
+          state_file :: file:filename() | undefined,
+          longest = 0 :: non_neg_integer(),     %% longest lease granted (ms)
+          recover_until :: integer() | undefined, %% now_ms() bound of the quiet period
           push_interval :: pos_integer(),
           lease_interval :: pos_integer(),
           lock_interval :: pos_integer(),
@@ -49,7 +62,10 @@ start_link(W) ->
     start_link(W, [node()], [], []).
 
 %% Opts: push_interval (100), lease_expire_interval (1000),
-%% lock_expire_interval (1000), all in milliseconds.
+%% lock_expire_interval (1000), all in milliseconds; state_file (a path: safe
+%% restarts, see above) and quiet_period (ms, default: the longest lease in
+%% the state file, at least 10 s). A state file that cannot be written
+%% crashes the server: a test server must not silently lose that record.
 start_link(W, Masters, Replicas, Opts) ->
     gen_server:start_link({local, ?SERVER}, ?MODULE, {W, Masters, Replicas, Opts}, []).
 
@@ -85,13 +101,19 @@ init({W, Masters, Replicas, Opts}) ->
     ets:new(?LOCKS, [set, protected, named_table]),
     ets:new(?META, [set, protected, named_table, {read_concurrency, true}]),
     store_meta(W, Masters, Replicas),
-    St = #st{push_interval = opt(push_interval, Opts, 100),
-             lease_interval = opt(lease_expire_interval, Opts, 1000),
-             lock_interval = opt(lock_expire_interval, Opts, 1000)},
-    {ok, schedule(push, schedule(leases, schedule(locks, St)))}.
+    St0 = #st{push_interval = opt(push_interval, Opts, 100),
+              lease_interval = opt(lease_expire_interval, Opts, 1000),
+              lock_interval = opt(lock_expire_interval, Opts, 1000)},
+    case recovery_init(opt(state_file, Opts, undefined), opt(quiet_period, Opts, undefined),
+                       St0) of
+        {ok, St} ->
+            {ok, schedule(push, schedule(leases, schedule(locks, St)))};
+        {error, Reason} ->
+            {stop, Reason}
+    end.
 
 handle_call({get_write_lock, Key, Expected, Tag}, _From, St) ->
-    {reply, get_write_lock(Key, Expected, Tag), St};
+    {reply, get_write_lock(Key, Expected, Tag, recovering(St)), St};
 
 handle_call({release_write_lock, Tag}, _From, St) ->
     drop_lock(Tag),
@@ -190,13 +212,14 @@ code_change(_Old, St, _Extra) ->
 %%--------------------------------------------------------------------
 %% Leases and write locks
 
-get_write_lock(Key, Expected, Tag) ->
+get_write_lock(Key, Expected, Tag, Recovering) ->
     case ets:member(?LOCKS, Key) of
         true ->
             {error, already_locked};
         false ->
             Matches = case ets:lookup(?LEASES, Key) of
                           [{_, Value, _}] -> Value =:= Expected;
+                          [] when Recovering -> recovering;
                           [] -> Expected =:= not_found
                       end,
             case Matches of
@@ -204,7 +227,9 @@ get_write_lock(Key, Expected, Tag) ->
                     ets:insert(?LOCKS, {Key, Tag, now_ms() + ?WRITE_LOCK_TTL}),
                     ok;
                 false ->
-                    {error, not_expected_value}
+                    {error, not_expected_value};
+                recovering ->
+                    {error, recovering}
             end
     end.
 
@@ -212,8 +237,9 @@ drop_lock(Tag) ->
     ets:select_delete(?LOCKS, [{{'_', '$1', '_'}, [{'=:=', '$1', {const, Tag}}], [true]}]).
 
 store_lease(Key, Value, Len, St) ->
+    St1 = record_longest(Len, St),
     ets:insert(?LEASES, {Key, Value, now_ms() + Len}),
-    wake(wait_for, Key, {ok, Value}, St).
+    wake(wait_for, Key, {ok, Value}, St1).
 
 update_lease(Key, NewValue) ->
     case ets:lookup(?LEASES, Key) of
@@ -249,6 +275,61 @@ expire_leases(St) ->
 expire_locks() ->
     Now = now_ms(),
     ets:select_delete(?LOCKS, [{{'_', '_', '$1'}, [{'=<', '$1', Now}], [true]}]).
+
+%%--------------------------------------------------------------------
+%% Safe restarts
+
+recovery_init(undefined, _Quiet, St) ->
+    {ok, St};
+recovery_init(File, Quiet, St) ->
+    case file:read_file(File) of
+        {ok, Bin} ->
+            case string:to_integer(string:trim(Bin)) of
+                {Longest, <<>>} when is_integer(Longest), Longest >= 0 ->
+                    Period = case Quiet of
+                                 undefined -> max(Longest, ?WRITE_LOCK_TTL);
+                                 Q when is_integer(Q), Q >= 0 -> Q
+                             end,
+                    logger:notice("locker: restarted (state file ~s): votes on unknown keys "
+                                  "refused for ~p ms", [File, Period]),
+                    {ok, St#st{state_file = File, longest = Longest,
+                               recover_until = now_ms() + Period}};
+                _ ->
+                    {error, {bad_state_file, File, Bin}}
+            end;
+        {error, enoent} ->
+            St1 = St#st{state_file = File},
+            case write_state(St1) of
+                ok -> {ok, St1};
+                Error -> Error
+            end;
+        {error, Reason} ->
+            {error, {state_file, File, Reason}}
+    end.
+
+recovering(#st{recover_until = undefined}) ->
+    false;
+recovering(#st{recover_until = Until}) ->
+    now_ms() < Until.
+
+%% The longest lease reaches the file before the write granting it is
+%% answered (a rename, so a kill never leaves half a file).
+record_longest(Len, #st{state_file = File, longest = Longest} = St)
+  when File =/= undefined, Len > Longest ->
+    St1 = St#st{longest = Len},
+    case write_state(St1) of
+        ok -> St1;
+        {error, Reason} -> error({state_file, File, Reason})
+    end;
+record_longest(_Len, St) ->
+    St.
+
+write_state(#st{state_file = File, longest = Longest}) ->
+    Tmp = File ++ ".tmp",
+    case file:write_file(Tmp, [integer_to_list(Longest), "\n"]) of
+        ok -> file:rename(Tmp, File);
+        Error -> Error
+    end.
 
 %%--------------------------------------------------------------------
 %% Transaction log
