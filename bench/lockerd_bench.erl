@@ -218,9 +218,9 @@ set_coalesce(#{masters := Masters}, Us) ->
 %% client library with N pairs in flight.
 scenario(1, #{cfg := Cfg} = Ctx) ->
     Beam = beam_pairs(Ctx, "beam_clients", maps:get(conc, Cfg)),
-    %% lockerd with --coalesce-us (BENCH_COALESCE_US, default 100; "0"
+    %% lockerd with --coalesce-us (BENCH_COALESCE_US, default 1000; "0"
     %% skips), set at run time on the same masters: BEAM clients again.
-    Coal = case {maps:get(kind, Ctx), list_to_integer(env("BENCH_COALESCE_US", "100"))} of
+    Coal = case {maps:get(kind, Ctx), list_to_integer(env("BENCH_COALESCE_US", "1000"))} of
                {lockerd, Us} when Us > 0 ->
                    set_coalesce(Ctx, Us),
                    try beam_pairs(Ctx, "beam_clients_coalesced", maps:get(conc, Cfg))
