@@ -197,7 +197,7 @@ int ctrl_decode_head(const uint8_t *body, size_t len, struct ctrl *c, const char
     return 0;
 }
 
-int ctrl_check_payload(struct ctrl *c, const char **why)
+int ctrl_payload_valid(const struct ctrl *c, const char **why)
 {
     if (!c->payload.p || c->payload_checked)
         return 0;
@@ -206,8 +206,15 @@ int ctrl_check_payload(struct ctrl *c, const char **why)
         *why = "malformed payload";
         return -EINVAL;
     }
-    c->payload_checked = 1;
     return 0;
+}
+
+int ctrl_check_payload(struct ctrl *c, const char **why)
+{
+    int rc = ctrl_payload_valid(c, why);
+    if (!rc && c->payload.p)
+        c->payload_checked = 1;
+    return rc;
 }
 
 int ctrl_decode(const uint8_t *body, size_t len, struct ctrl *c, const char **why)

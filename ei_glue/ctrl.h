@@ -62,6 +62,9 @@ int ctrl_decode(const uint8_t *body, size_t len, struct ctrl *c, const char **wh
 int ctrl_decode_head(const uint8_t *body, size_t len, struct ctrl *c, const char **why);
 /* Validate c's payload if that was not done yet: 0, or -EINVAL (*why set). */
 int ctrl_check_payload(struct ctrl *c, const char **why);
+/* The same check without recording it, for a ctrl the caller may not
+ * change: 0 when there is no payload, it was checked, or it is valid. */
+int ctrl_payload_valid(const struct ctrl *c, const char **why);
 
 /*
  * Frame assembly. ctrl_frame_begin appends the 4-byte length placeholder,

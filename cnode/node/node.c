@@ -359,12 +359,11 @@ static struct proc *node_target(struct node *n, const struct ctrl *m)
 /* A payload ctrl_decode_head left unchecked: 1 if it is one valid term. */
 static int payload_ok(struct conn *c, const struct ctrl *m)
 {
-    size_t pos = 0;
-    if (!m->payload.p || m->payload_checked ||
-        (term_skip(m->payload.p, m->payload.len, &pos) == 0 && pos == m->payload.len))
+    const char *why;
+    if (ctrl_payload_valid(m, &why) == 0)
         return 1;
-    conn_warn(c, "malformed frame from %s (%u payload bytes) ignored: malformed payload",
-              c->peer, m->payload.len);
+    conn_warn(c, "malformed frame from %s (%u payload bytes) ignored: %s", c->peer,
+              m->payload.len, why);
     return 0;
 }
 
