@@ -384,6 +384,10 @@ static void reg_run(struct lkc_cmd *k)
     struct term pid = {NULL, 0};
     size_t pos = 0;
     int rc = node_spawn(k->c->node, NULL, svc_on_msg, s, &pid);
+    /* Masters with --release-on-exit monitor the pid: they learn of the
+     * service's end from its monitors, not only from its release. */
+    if (!rc)
+        rc = node_track_monitors(k->c->node, pid);
     if (!rc && (term_canon(pid.p, pid.len, &pos, &s->pid) ||
                 lkc__out(span_of(&s->pid), &s->pid_out)))
         rc = -ENOMEM;

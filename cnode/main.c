@@ -36,7 +36,8 @@ struct opts {
     int64_t push_interval_ms;
     int eager_push;
     size_t max_frame, max_out, max_conns, max_backlog;
-    size_t max_handshakes, max_leases, max_waiters, max_memory;
+    size_t max_handshakes, max_leases, max_waiters, max_memory, max_monitors;
+    int release_on_exit;
     int64_t handshake_ms;
     char **allow;
     size_t nallow;
@@ -90,6 +91,10 @@ static void usage(FILE *f)
         "  --max-waiters N        wait_for / wait_for_release callers at most; more\n"
         "                         get {error, {limit, waiters}} (default: no limit)\n"
         "  --max-backlog BYTES    replication backlog per replica (default 67108864)\n"
+        "  --release-on-exit      a master monitors every pid a lease holds and\n"
+        "                         releases the lease when that process exits (not\n"
+        "                         when its node is only cut off); off by default\n"
+        "  --max-monitors N       lease holders watched at most (default 1000000)\n"
         "  --state-file PATH      where this node records the longest lease it has\n"
         "                         granted, to know its quiet period after a restart\n"
         "                         (default ~/.lockerd/NODE.state; 'none': no file,\n"
@@ -199,6 +204,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             printf("lockerd %s\n", LOCKERD_VERSION);
             exit(0);
         }
+        if (!strcmp(a, "--release-on-exit")) {
+            o->release_on_exit = 1;
+            continue;
+        }
         if (!strcmp(a, "--eager-push") || !strcmp(a, "--no-eager-push")) {
             o->eager_push = a[2] == 'e';
             continue;
@@ -263,6 +272,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--max-waiters")) {
             bad = parse_num(val, 1, 1LL << 40, &v);
             o->max_waiters = (size_t)v;
+        } else if (!strcmp(a, "--max-monitors")) {
+            bad = parse_num(val, 1, 1LL << 32, &v);
+            o->max_monitors = (size_t)v;
         } else if (!strcmp(a, "--max-backlog")) {
             bad = parse_num(val, 1024, 1LL << 40, &v);
             o->max_backlog = (size_t)v;
@@ -428,6 +440,8 @@ int main(int argc, char **argv)
         .max_leases = o.max_leases,
         .max_waiters = o.max_waiters,
         .max_memory = o.max_memory,
+        .release_on_exit = o.release_on_exit,
+        .max_monitors = o.max_monitors,
         .state_file = state_path,
         .quiet_ms = o.quiet_ms,
     };

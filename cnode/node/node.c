@@ -22,10 +22,22 @@
 #include "../core/log.h"
 #include "../dist/epmd.h"
 
+/* A monitor a peer holds on a tracked process: peer | from | ref bytes. */
+struct pmon {
+    struct pmon *next;
+    uint32_t plen, flen, rlen;
+    uint8_t data[];
+};
+
+#define PROC_MAX_MONITORS 1024
+
 struct proc {
     char name[256];
     uint32_t id;
     int raw;                  /* takes payloads unvalidated (node_spawn_raw) */
+    int track;                /* monitors on it are kept and fire at exit */
+    size_t nmons;
+    struct pmon *mons;
     node_msg_fn fn;
     void *ud;
     struct buf pid;
@@ -132,11 +144,98 @@ int node_spawn_raw(struct node *n, const char *name, node_msg_fn fn, void *ud, s
     return spawn(n, name, 1, fn, ud, pid);
 }
 
+/* ---- monitors on tracked processes ---- */
+
+static void pmon_add(struct proc *p, const char *peer, const struct ctrl *m)
+{
+    if (p->nmons >= PROC_MAX_MONITORS)
+        return; /* bounded: beyond it a monitor is as good as untracked */
+    size_t pl = strlen(peer);
+    struct pmon *e = malloc(sizeof *e + pl + m->from.len + m->ref.len);
+    if (!e)
+        return;
+    *e = (struct pmon){.plen = (uint32_t)pl, .flen = m->from.len, .rlen = m->ref.len};
+    memcpy(e->data, peer, pl);
+    memcpy(e->data + pl, m->from.p, m->from.len);
+    memcpy(e->data + pl + m->from.len, m->ref.p, m->ref.len);
+    e->next = p->mons;
+    p->mons = e;
+    p->nmons++;
+}
+
+static void pmon_drop(struct proc *p, struct term ref)
+{
+    for (struct pmon **pp = &p->mons; *pp; pp = &(*pp)->next) {
+        struct pmon *e = *pp;
+        if (term_eq((struct term){e->data + e->plen + e->flen, e->rlen}, ref)) {
+            *pp = e->next;
+            p->nmons--;
+            free(e);
+            return;
+        }
+    }
+}
+
+struct pmon_exit {
+    struct term from, to, ref;
+};
+
+static int ctl_pmon_exit(struct buf *out, void *arg)
+{
+    const struct pmon_exit *a = arg;
+    return ctrl_enc_monitor_exit(out, a->from, NULL, a->to, a->ref, "normal");
+}
+
+/* The process exits: every monitor on it fires (reason normal). */
+static void pmon_fire(struct node *n, struct proc *p)
+{
+    while (p->mons) {
+        struct pmon *e = p->mons;
+        p->mons = e->next;
+        char peer[CTRL_NAME_MAX];
+        snprintf(peer, sizeof peer, "%.*s", (int)e->plen, (const char *)e->data);
+        struct conn *c = conn_find(n->conns, peer);
+        struct pmon_exit a = {{p->pid.data, (uint32_t)p->pid.len},
+                              {e->data + e->plen, e->flen},
+                              {e->data + e->plen + e->flen, e->rlen}};
+        if (c && c->state == CONN_UP)
+            node_send_ctrl(c, ctl_pmon_exit, &a);
+        free(e);
+    }
+    p->nmons = 0;
+}
+
+/* Drop the monitors peer (NULL: anyone) holds on p, without signals. */
+static void pmon_forget(struct proc *p, const char *peer)
+{
+    struct pmon **pp = &p->mons;
+    while (*pp) {
+        struct pmon *e = *pp;
+        if (!peer || (strlen(peer) == e->plen && memcmp(peer, e->data, e->plen) == 0)) {
+            *pp = e->next;
+            p->nmons--;
+            free(e);
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
+int node_track_monitors(struct node *n, struct term pid)
+{
+    struct proc *p = proc_by_pid(n, pid);
+    if (!p || !p->fn)
+        return -ENOENT;
+    p->track = 1;
+    return 0;
+}
+
 int node_exit(struct node *n, struct term pid)
 {
     struct proc *p = proc_by_pid(n, pid);
     if (!p)
         return -ENOENT;
+    pmon_fire(n, p);
     /* Procs live in an array whose pid buffers are handed out as spans;
      * an exited proc keeps its slot (no handler, no name) so those spans
      * stay valid; its pid simply stops receiving. */
@@ -405,8 +504,14 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
         node_deliver_local(n, c, &m);
         break;
     case CTRL_MONITOR_P:
-        if (!node_target(n, &m))
+        if (!(p = node_target(n, &m)))
             node_send_ctrl(c, ctl_monitor_noproc, &m);
+        else if (p->track && !m.to_is_name)
+            pmon_add(p, c->peer, &m);
+        break;
+    case CTRL_DEMONITOR_P:
+        if ((p = node_target(n, &m)) && p->nmons)
+            pmon_drop(p, m.ref);
         break;
     case CTRL_LINK:
         if (!node_target(n, &m))
@@ -427,8 +532,8 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
             p->fn(p->ud, c, &m);
         break;
     default:
-        /* DEMONITOR_P, UNLINK, EXIT, EXIT2, GROUP_LEADER, ...: lockerd's
-         * processes neither monitor nor link, nothing to undo. */
+        /* UNLINK, EXIT, EXIT2, GROUP_LEADER, ...: lockerd's processes
+         * do not link, nothing to undo. */
         break;
     }
 }
@@ -456,7 +561,11 @@ static void node_on_up(void *ud, struct conn *c)
 static void node_on_down(void *ud, struct conn *c, const char *why)
 {
     (void)why;
-    node_notify((struct node *)ud, c, 0);
+    struct node *n = ud;
+    for (size_t i = 0; i < n->nprocs && c->peer[0]; i++)
+        if (n->procs[i].nmons)
+            pmon_forget(&n->procs[i], c->peer);
+    node_notify(n, c, 0);
 }
 
 /* Status for an incoming handshake. Ourselves and nodes off the allowlist
@@ -669,8 +778,10 @@ void node_free(struct node *n)
         close(n->epmd_fd); /* closing unregisters the name */
     }
     loop_timer_stop(n->loop, &n->periodic);
-    for (size_t i = 0; i < n->nprocs; i++)
+    for (size_t i = 0; i < n->nprocs; i++) {
         buf_free(&n->procs[i].pid);
+        pmon_forget(&n->procs[i], NULL);
+    }
     free(n->procs);
     free(n->subs);
     buf_free(&n->scratch);

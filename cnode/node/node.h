@@ -8,9 +8,12 @@
  * handler receiving every message sent to it (REG_SEND by name, SEND by
  * pid). Control signals are answered here so that callers never hang:
  * a monitor or link on a process that does not exist gets noproc at once,
- * UNLINK_ID is acked. Processes never exit while the node runs, so
+ * UNLINK_ID is acked. Most processes never exit while the node runs, so
  * monitors on them need no bookkeeping: a peer learns of lockerd's end by
- * the connection closing.
+ * the connection closing. A process marked with node_track_monitors()
+ * (a C service, whose pid holds a lease) keeps the monitors peers set on
+ * it (bounded per process, dropped with their peer's connection) and
+ * fires them with reason normal when it exits.
  *
  * Outgoing messages are encoded straight into the peer's output buffer and
  * leave in the connection layer's once-per-iteration flush.
@@ -83,6 +86,8 @@ int node_whereis(const struct node *n, const char *name, struct term *pid); /* 0
 /* The process pid exits: its name is freed, messages to it are dropped,
  * monitors on it get noproc. */
 int node_exit(struct node *n, struct term pid);
+/* Keep monitors on pid and fire them at its exit (see the model). */
+int node_track_monitors(struct node *n, struct term pid);
 /* 1 if pid is a live local process (spawned, not exited), else 0. */
 int node_is_alive(const struct node *n, struct term pid);
 /* A fresh pid of this node with no process behind it (short-lived rpc

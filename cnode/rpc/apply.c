@@ -155,6 +155,16 @@ static int f_set_eager_push(struct apply *a, const struct call *c)
     return enc_atom(&a->out, "ok");
 }
 
+/* lockerd:set_release_on_exit(true | false): --release-on-exit at run time. */
+static int f_set_release_on_exit(struct apply *a, const struct call *c)
+{
+    int on = term_is_atom(c->args[0].p, c->args[0].len, 0, "true");
+    if (!on && !term_is_atom(c->args[0].p, c->args[0].len, 0, "false"))
+        return -EINVAL;
+    server_set_release_on_exit(a->server, on);
+    return enc_atom(&a->out, "ok");
+}
+
 static int f_whereis(struct apply *a, const struct call *c)
 {
     char name[CTRL_NAME_MAX];
@@ -707,6 +717,7 @@ static const struct {
     {"locker", "start_link", 4, f_start_link},
     {"lockerd", "set_coalesce", 1, f_set_coalesce},
     {"lockerd", "set_eager_push", 1, f_set_eager_push},
+    {"lockerd", "set_release_on_exit", 1, f_set_release_on_exit},
 };
 
 /* A `locker` function while the server is down (killed, not started

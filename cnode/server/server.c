@@ -46,6 +46,7 @@
 #include "../core/log.h"
 #include "../repl/repl.h"
 #include "../store/store.h"
+#include "holders.h"
 #include "quiet.h"
 #include "request.h"
 
@@ -79,7 +80,10 @@ struct server {
     struct term job_ref[SERVER_JOBS];
     int push_cancelled;      /* no push at all until push_trans_log */
     int dead;                /* killed (erlang:exit/2) until start_link */
+    struct holders *holders; /* --release-on-exit: monitored lease holders */
+    struct conn_ratelim holder_rl;
     int64_t dead_until;      /* latest expiry the killed incarnation held */
+    uint64_t holder_releases; /* leases released because their holder exited */
 };
 
 struct req {
@@ -148,9 +152,9 @@ static int log_entry(struct server *s, int eager)
     return rc;
 }
 
-/* {Op, K, V, Len} / {update, K, V} / {release, K} */
-static int log_kv(struct server *s, const char *op, struct term k, const struct term *v,
-                  const int64_t *len)
+/* {Op, K, V, Len} / {update, K, V} / {release, K}; eager: may push now. */
+static int log_kv_push(struct server *s, const char *op, struct term k, const struct term *v,
+                       const int64_t *len, int eager)
 {
     if (!s->nreplicas)
         return 0; /* the log keeps nothing without replicas: do not build it */
@@ -164,7 +168,13 @@ static int log_kv(struct server *s, const char *op, struct term k, const struct 
         rc = enc_raw(&s->entry, *v);
     if (!rc && len)
         rc = enc_long(&s->entry, *len);
-    return rc ? rc : log_entry(s, strcmp(op, "release") != 0);
+    return rc ? rc : log_entry(s, eager);
+}
+
+static int log_kv(struct server *s, const char *op, struct term k, const struct term *v,
+                  const int64_t *len)
+{
+    return log_kv_push(s, op, k, v, len, strcmp(op, "release") != 0);
 }
 
 /* ---- limits ---- */
@@ -253,6 +263,92 @@ static int h_release_write_lock(struct server *s, struct caller *c, struct req *
     return reply_ok(s);
 }
 
+/* ---- release on holder exit (holders.h) ---- */
+
+static int still_held(void *ud, struct term key, struct term pid)
+{
+    struct server *s = ud;
+    struct term v;
+    return store_lease_get(s->store, key, &v, NULL) == 0 && term_eq(v, pid);
+}
+
+/* key now holds val: a master with --release-on-exit watches a pid value. */
+static void watch(struct server *s, struct term key, struct term val)
+{
+    if (!s->cfg.release_on_exit) {
+        if (holders_count(s->holders))
+            holders_unwatch(s->holders, s->pid, key);
+        return;
+    }
+    if (!server_is_master(s))
+        return;
+    int rc = holders_watch(s->holders, s->pid, key, val);
+    if (rc == -ENOSPC && holders_sweep(s->holders, s->pid, still_held, s))
+        rc = holders_watch(s->holders, s->pid, key, val);
+    uint32_t dropped;
+    if (rc && conn_ratelim_pass(&s->holder_rl, now_ms(s), 1, &dropped))
+        log_warn("a lease holder is not watched (%s, %zu watched, --max-monitors %zu): its "
+                 "lease ends at its expiry only%s", strerror(-rc), holders_count(s->holders),
+                 s->cfg.max_monitors, dropped ? " (more not logged)" : "");
+}
+
+static void unwatch(struct server *s, struct term key)
+{
+    if (holders_count(s->holders))
+        holders_unwatch(s->holders, s->pid, key);
+}
+
+/* MONITOR_P_EXIT for one of our watches: the holder exited (not a lost
+ * connection), so its lease goes as a release would (logged for the
+ * replicas, release waiters woken). */
+static void holder_exit(struct server *s, const struct ctrl *m)
+{
+    struct buf key, pid;
+    buf_init(&key);
+    buf_init(&pid);
+    if (holders_down(s->holders, m->ref, m->reason, &key, &pid)) {
+        struct term k = {key.data, (uint32_t)key.len}, p = {pid.data, (uint32_t)pid.len};
+        store_advance(s->store, now_ms(s), 0);
+        if (still_held(s, k, p) && store_lease_delete(s->store, k) == 0) {
+            s->holder_releases++;
+            /* No coordinator tells the replicas of this one: push it now. */
+            if (log_kv_push(s, "release", k, NULL, NULL, 1))
+                log_error("release on holder exit: the log entry for the replicas was lost");
+        }
+    }
+    buf_free(&key);
+    buf_free(&pid);
+}
+
+static void server_on_conn(void *ud, struct conn *c, int up)
+{
+    struct server *s = ud;
+    if (c->peer[0] && holders_count(s->holders))
+        holders_conn(s->holders, s->pid, c->peer, up);
+}
+
+static int watch_lease(void *ud, struct term key, struct term val, int64_t expire_at)
+{
+    (void)expire_at;
+    watch(ud, key, val);
+    return 0;
+}
+
+void server_set_release_on_exit(struct server *s, int on)
+{
+    s->cfg.release_on_exit = on != 0;
+    if (!on) {
+        holders_clear(s->holders, s->pid, 1);
+    } else if (!s->dead) {
+        store_advance(s->store, now_ms(s), 0);
+        store_foreach_lease(s->store, watch_lease, s);
+    }
+    log_info("release on holder exit %s", on ? "on" : "off");
+}
+
+size_t server_holder_count(const struct server *s) { return holders_count(s->holders); }
+uint64_t server_holder_releases(const struct server *s) { return s->holder_releases; }
+
 /* write and extend_lease: {Op, Tag, Key, Value, LeaseLength} */
 static int put_lease(struct server *s, struct req *r, const char *op)
 {
@@ -276,8 +372,10 @@ static int put_lease(struct server *s, struct req *r, const char *op)
         return reply_limit(s, lim, "commit of a new lease without our vote refused");
     quiet_note_lease(s->quiet, len);
     int rc = store_lease_put(s->store, key, val, clock_add(now_ms(s), len));
-    if (!rc)
+    if (!rc) {
+        watch(s, key, val);
         rc = log_kv(s, op, key, &val, &len);
+    }
     return rc ? rc : reply_ok(s);
 }
 
@@ -301,7 +399,8 @@ static int h_update(struct server *s, struct caller *c, struct req *r)
         canon(s, 1, r->args[2], &val))
         return -EINVAL;
     store_wlock_drop_tag(s->store, tag);
-    store_lease_update(s->store, key, val); /* absent: expired meanwhile */
+    if (store_lease_update(s->store, key, val) == 0) /* absent: expired meanwhile */
+        watch(s, key, val);
     int rc = log_kv(s, "update", key, &val, NULL);
     return rc ? rc : reply_ok(s);
 }
@@ -320,6 +419,7 @@ static int h_release(struct server *s, struct caller *c, struct req *r)
     if (!term_eq(cur, val))
         return reply_error(s, "not_owner");
     store_lease_delete(s->store, key);
+    unwatch(s, key);
     int rc = log_kv(s, "release", key, NULL, NULL);
     return rc ? rc : reply_ok(s);
 }
@@ -766,16 +866,21 @@ static int replay_entry(struct server *s, const uint8_t *p, size_t len, size_t *
         if (lim >= 0)
             limit_log(s, lim, "replicated lease applied over the limit");
         quiet_note_lease(s->quiet, l);
-        return store_lease_put(s->store, key, val, clock_add(now_ms(s), l < 0 ? 0 : l));
+        int rc = store_lease_put(s->store, key, val, clock_add(now_ms(s), l < 0 ? 0 : l));
+        if (!rc)
+            watch(s, key, val);
+        return rc;
     }
     if (strcmp(r.op, "update") == 0 && r.nargs == 2) {
         if (canon(s, 1, r.args[1], &val))
             return -EINVAL;
-        store_lease_update(s->store, key, val);
+        if (store_lease_update(s->store, key, val) == 0)
+            watch(s, key, val);
         return 0;
     }
     if (strcmp(r.op, "release") == 0 && r.nargs == 1) {
         store_lease_delete(s->store, key);
+        unwatch(s, key);
         return 0;
     }
     return -EINVAL;
@@ -895,6 +1000,10 @@ static void server_on_msg(void *ud, struct conn *c, const struct ctrl *m)
 {
     struct server *s = ud;
     struct caller call = {.conn = c};
+    if (m->op == CTRL_MONITOR_P_EXIT) {
+        holder_exit(s, m);
+        return;
+    }
     store_advance(s->store, now_ms(s), 0);
     /* m->payload is unchecked (node_spawn_raw): every reader below
      * validates what it takes. */
@@ -1019,6 +1128,7 @@ void server_kill(struct server *s, const char *why)
     store_foreach_lease(s->store, latest_lease, &l);
     store_foreach_wlock(s->store, latest_lease, &l);
     s->dead_until = l.t;
+    holders_clear(s->holders, s->pid, 1);
     node_exit(s->node, s->pid);
     s->dead = 1;
     loop_timer_stop(s->loop, &s->push_timer);
@@ -1093,7 +1203,9 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
     buf_init(&s->entry);
     buf_init(&s->ctx);
     struct store_cfg sc = {.on_wake = on_wake, .ud = s};
-    if (!(s->store = store_new(&sc)) || make_job_refs(s))
+    if (!(s->store = store_new(&sc)) || make_job_refs(s) ||
+        !(s->holders = holders_new(n, cfg->max_monitors ? cfg->max_monitors : 1000000)) ||
+        node_subscribe(n, server_on_conn, s))
         goto oom;
     if (!(s->quiet = quiet_open(cfg->state_file, cfg->quiet_ms, cfg->write_lock_ms,
                                 loop_now(s->loop), err, errlen)))
@@ -1131,6 +1243,7 @@ void server_free(struct server *s)
     loop_timer_stop(s->loop, &s->push_timer);
     loop_timer_stop(s->loop, &s->quiet_timer);
     quiet_free(s->quiet);
+    holders_free(s->holders);
     repl_free(s->repl);
     store_free(s->store);
     free_names(s->masters, s->nmasters);

@@ -34,6 +34,12 @@ struct server_cfg {
     size_t max_memory;
     int eager_push;          /* each write's log entry leaves for the replicas
                                 before its commit reply (default on) */
+    /* Release on holder exit (holders.h): a master monitors every pid a
+     * lease holds and deletes the lease as a release when the process
+     * exits (not on a lost connection). max_monitors: most watched keys
+     * (0: 1,000,000). */
+    int release_on_exit;
+    size_t max_monitors;
     /* Safe restarts (quiet.h): state file (NULL: none) and quiet period
      * (-1: automatic from the state file, else fixed at every start). */
     const char *state_file;
@@ -86,6 +92,12 @@ int server_cancel_job(struct server *s, struct term ref);
 void server_kill(struct server *s, const char *why);
 int server_start(struct server *s, int w, const int64_t *push_interval_ms);
 int server_alive(const struct server *s);
+
+/* --release-on-exit at run time (lockerd:set_release_on_exit/1): on, the
+ * pids already holding leases are watched too; off, every watch goes. */
+void server_set_release_on_exit(struct server *s, int on);
+size_t server_holder_count(const struct server *s);
+uint64_t server_holder_releases(const struct server *s);
 struct term server_pid(const struct server *s);
 
 #endif
