@@ -42,9 +42,14 @@ static void task_detach(struct coord *c, struct coord__task *t)
 static bool task_io(struct coord *c, struct coord__task *t, const char *node, size_t slot,
                     struct term req, bool noreply, int *rc)
 {
+    /* A fenced task votes and commits (release: votes only) at the
+     * lockerd_fence process. */
+    bool fence = !noreply && t->fenced &&
+                 (t->phase == COORD__VOTE || (t->phase == COORD__COMMIT && t->op != COORD_RELEASE));
     t->busy = true;
     c->depth++;
     *rc = noreply ? c->io.send_call_noreply(c->io_ud, node, req)
+          : fence ? c->io.call_fence(c->io_ud, node, call_id(t, slot), req)
                   : c->io.call(c->io_ud, node, call_id(t, slot), req);
     c->depth--;
     t->busy = false;
@@ -64,6 +69,20 @@ static void slot_fail(struct coord__task *t, size_t i)
     t->nopen--;
 }
 
+/* A fenced vote's ok: {ok, Counter} with 0 <= Counter < 2^63. */
+static int fenced_vote(struct term reply, uint64_t *counter)
+{
+    size_t pos = 0;
+    uint32_t ar;
+    int64_t v;
+    if (term_get_tuple(reply.p, reply.len, &pos, &ar) || ar != 2 ||
+        !term_is_atom(reply.p, reply.len, pos, "ok") || term_skip(reply.p, reply.len, &pos) ||
+        term_get_int64(reply.p, reply.len, &pos, &v) || v < 0)
+        return -EINVAL;
+    *counter = (uint64_t)v;
+    return 0;
+}
+
 /* A multi-call keeps the reply bytes; if they cannot be kept the node is
  * reported bad rather than with a reply that is not the one it sent. */
 static void slot_answer(struct coord__task *t, size_t i, struct term reply)
@@ -77,6 +96,11 @@ static void slot_answer(struct coord__task *t, size_t i, struct term reply)
             return;
         }
         s->state = COORD__OTHER;
+    } else if (t->fenced && t->phase == COORD__VOTE) {
+        uint64_t counter;
+        s->state = fenced_vote(reply, &counter) ? COORD__OTHER : COORD__OK;
+        if (s->state == COORD__OK && counter > t->max_counter)
+            t->max_counter = counter;
     } else {
         s->state = term_is_atom(reply.p, reply.len, 0, "ok") ? COORD__OK : COORD__OTHER;
     }
@@ -155,14 +179,21 @@ static bool phase_end(struct coord *c, struct coord__task *t)
     switch (t->phase) {
     case COORD__VOTE:
         t->votes = oks;
+        if (t->fenced && t->unsupported)
+            return finish(c, t, -EPROTONOSUPPORT, true, false);
         if (oks < t->w)
             return finish(c, t, -ENOLCK, true, false);
+        if (t->fenced)
+            coord__task_set_token(t, t->max_counter + 1);
         if (t->op == COORD_RELEASE)
             return phase_start(c, t, COORD__COMMIT, t->targets, t->ntargets, t->commit_req);
         return phase_start(c, t, COORD__COMMIT, t->masters, t->nmasters, t->commit_req);
     case COORD__COMMIT:
         t->commits = oks;
-        return finish(c, t, 0, t->op == COORD_EXTEND_LEASE, true);
+        /* A token is only as good as the commits that raised counters:
+         * a fenced acquisition needs W of them. */
+        return finish(c, t, t->fenced && oks < t->w && t->op != COORD_RELEASE ? -ENOLCK : 0,
+                      t->op == COORD_EXTEND_LEASE, true);
     case COORD__MULTI:
         return finish(c, t, 0, false, false);
     case COORD__DONE:
@@ -194,6 +225,7 @@ static void deliver(struct coord *c, struct coord__task *t)
     struct coord_result r = {
         .task_id = t->id, .op = t->op, .rc = t->rc,
         .w = t->w, .votes = t->votes, .commits = t->commits,
+        .token = t->rc ? 0 : t->token,
     };
     if (t->op == COORD_MULTI_CALL)
         fill_multi(t, &r);
@@ -274,6 +306,8 @@ int coord_start(struct coord *c, const struct coord_args *a, const struct coord_
 {
     if (!c || !a || !done)
         return -EINVAL;
+    if (a->fenced && a->op != COORD_MULTI_CALL && !c->io.call_fence)
+        return -ENOTSUP;
     struct coord__task *t = NULL;
     int rc = coord__task_new(a, m, &t);
     if (!rc)
@@ -340,6 +374,25 @@ void coord_on_reply(struct coord *c, uint64_t call_id, struct term reply, int64_
         return;
     t->now = now;
     slot_answer(t, slot, reply);
+    task_run(c, t);
+}
+
+void coord_on_noproc(struct coord *c, uint64_t call_id, int64_t now)
+{
+    struct coord__task *t = coord__tab_get(c, call_id >> COORD__ID_SHIFT);
+    size_t slot = (size_t)(call_id & ((1u << COORD__SLOT_BITS) - 1));
+    unsigned ph = (unsigned)(call_id >> COORD__SLOT_BITS) & 1;
+    if (!t || t->phase == COORD__DONE || ph != t->phase_no || slot >= t->ncur ||
+        t->slots[slot].state != COORD__PENDING)
+        return;
+    t->now = now;
+    if (t->fenced && t->phase == COORD__VOTE) {
+        t->unsupported++;
+        t->slots[slot].state = COORD__OTHER;
+        t->nopen--;
+    } else {
+        slot_fail(t, slot);
+    }
     task_run(c, t);
 }
 

@@ -68,6 +68,10 @@ struct coord_io {
     int (*send_call_noreply)(void *ud, const char *node, struct term req);
     /* Append a fresh unique reference (canonical bytes) to out; 0 or -errno. */
     int (*make_ref)(void *ud, struct buf *out);
+    /* Optional: like call, to {lockerd_fence, node} (fenced tasks). A node
+     * without that process (a BEAM master) is reported by the transport
+     * with coord_on_noproc. NULL: fenced tasks are refused (-ENOTSUP). */
+    int (*call_fence)(void *ud, const char *node, uint64_t call_id, struct term req);
 };
 
 enum coord_op { COORD_LOCK, COORD_UPDATE, COORD_EXTEND_LEASE, COORD_RELEASE, COORD_MULTI_CALL };
@@ -83,6 +87,13 @@ struct coord_args {
     struct term req;         /* MULTI_CALL only: the request, sent as is */
     char *const *nodes;      /* MULTI_CALL only: the cluster */
     size_t nnodes;
+    /* Fencing token (lock ops): the vote and the commit go to lockerd's
+     * lockerd_fence process; every ok vote carries the master's counter,
+     * the token is one more than the largest, and the commit carries it
+     * (masters raise their counters to it). Success needs W commits. A
+     * master without lockerd_fence makes the task fail with
+     * -EPROTONOSUPPORT (tokens unavailable) after releasing the votes. */
+    int fenced;
 };
 
 /* The local server's meta data (copied); unused by MULTI_CALL (may be NULL). */
@@ -108,6 +119,7 @@ struct coord_result {
     int w;           /* W used by the vote (lock ops) */
     int votes;       /* `ok` votes */
     int commits;     /* `ok` commit replies (Oks for release); 0 on no_quorum */
+    uint64_t token;  /* fenced tasks on success: the fencing token */
     /* MULTI_CALL only, in cluster-list order: nodes that answered, and the
      * bad nodes (unreachable, down, timed out). */
     const struct coord_reply *replies;
@@ -140,6 +152,10 @@ int coord_cancel(struct coord *c, uint64_t task_id);
 
 /* A reply for call_id; unknown, late and duplicate ids are ignored. */
 void coord_on_reply(struct coord *c, uint64_t call_id, struct term reply, int64_t now);
+/* The call's target process does not exist on its node (MONITOR_P_EXIT
+ * noproc): for a fenced call the node is not a lockerd master; otherwise
+ * the call failed. */
+void coord_on_noproc(struct coord *c, uint64_t call_id, int64_t now);
 /* Every pending call to `node` fails now. Scans the pending tasks. */
 void coord_on_node_down(struct coord *c, const char *node, int64_t now);
 /* End the phases whose deadline is <= now; deliver deferred results. */

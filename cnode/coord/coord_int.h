@@ -48,6 +48,10 @@ struct coord__task {
     bool expired;            /* current phase's deadline passed */
     bool on_ready;
     int w, votes, commits, rc;
+    bool fenced;
+    int unsupported;               /* fenced vote: nodes without lockerd_fence */
+    uint64_t max_counter, token;
+    size_t token_off;              /* fenced commit: the token's 8 bytes in reqs */
     int64_t timeout_ms, deadline, now;
     size_t heap_idx;
     struct coord__task *rprev, *rnext;
@@ -90,6 +94,8 @@ int coord__task_new(const struct coord_args *a, const struct coord_meta *m,
 /* Encode the requests with `tag` (checked: one term); -EINVAL, -ENOMEM. */
 int coord__task_encode(struct coord__task *t, const struct coord_args *a, struct term tag);
 void coord__task_free(struct coord__task *t);
+/* A fenced task's token, written into its encoded commit. */
+void coord__task_set_token(struct coord__task *t, uint64_t token);
 
 /* coord_index.c */
 int coord__reserve(struct coord *c);   /* room for one more task everywhere */

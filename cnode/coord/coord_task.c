@@ -134,6 +134,7 @@ int coord__task_new(const struct coord_args *a, const struct coord_meta *m,
     if (!t)
         return -ENOMEM;
     t->op = a->op;
+    t->fenced = a->fenced && a->op != COORD_MULTI_CALL;
     t->w = a->op == COORD_MULTI_CALL ? 0 : m->w;
     t->timeout_ms = a->timeout_ms;
     t->deadline = CLOCK_NEVER;
@@ -163,6 +164,15 @@ static int enc_vote(struct buf *b, const struct coord_args *a, struct term tag)
     return rc ? rc : enc_raw(b, tag);
 }
 
+/* A fenced commit's last element: the token as an 8-byte SMALL_BIG_EXT,
+ * patched in place once the vote has chosen it (coord__task_set_token), so
+ * that no commit is encoded after the masters granted their votes. */
+static int enc_token_slot(struct buf *b)
+{
+    static const uint8_t slot[11] = {110, 8, 0};
+    return buf_append(b, slot, sizeof slot);
+}
+
 /* {write, Tag, Key, Value, Len} / {extend_lease, Tag, Key, Value, Len} /
  * {update, Tag, Key, NewValue} / {release, Key, Value, Tag}. */
 static int enc_commit(struct buf *b, const struct coord_args *a, struct term tag)
@@ -172,7 +182,8 @@ static int enc_commit(struct buf *b, const struct coord_args *a, struct term tag
         [COORD_EXTEND_LEASE] = "extend_lease", [COORD_RELEASE] = "release",
     };
     int lease = a->op == COORD_LOCK || a->op == COORD_EXTEND_LEASE;
-    int rc = enc_tuple(b, lease ? 5 : 4);
+    int fenced = a->fenced && a->op != COORD_RELEASE;
+    int rc = enc_tuple(b, (lease ? 5 : 4) + fenced);
     if (!rc)
         rc = enc_atom(b, name[a->op]);
     if (a->op == COORD_RELEASE) {
@@ -188,7 +199,9 @@ static int enc_commit(struct buf *b, const struct coord_args *a, struct term tag
         rc = enc_raw(b, a->key);
     if (!rc)
         rc = enc_raw(b, a->op == COORD_UPDATE ? a->new_value : a->value);
-    return rc || !lease ? rc : enc_long(b, a->lease_ms);
+    if (!rc && lease)
+        rc = enc_long(b, a->lease_ms);
+    return rc || !fenced ? rc : enc_token_slot(b);
 }
 
 static int enc_rwl(struct buf *b, struct term tag)
@@ -222,11 +235,23 @@ int coord__task_encode(struct coord__task *t, const struct coord_args *a, struct
     if (rc)
         return rc;
     /* Spans are taken only now: appends may have moved the storage. */
+    if (t->fenced && a->op != COORD_RELEASE)
+        t->token_off = r0 - 8;
     const uint8_t *p = buf_head(b);
     t->vote_req = (struct term){p + v0, (uint32_t)(c0 - v0)};
     t->commit_req = (struct term){p + c0, (uint32_t)(r0 - c0)};
     t->rwl_req = (struct term){p + r0, (uint32_t)(buf_size(b) - r0)};
     return 0;
+}
+
+void coord__task_set_token(struct coord__task *t, uint64_t token)
+{
+    t->token = token;
+    if (!t->token_off)
+        return;
+    uint8_t *p = (uint8_t *)buf_head(&t->reqs) + t->token_off;
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(token >> (8 * i));
 }
 
 void coord__task_free(struct coord__task *t)

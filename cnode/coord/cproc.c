@@ -53,6 +53,7 @@ static int tag_id(struct cproc *p, struct term t, uint64_t *id)
 struct mon_args {
     struct term from, ref;
     int op;
+    const char *name;        /* the monitored registered name */
 };
 
 static int ctl_monitor(struct buf *out, void *arg)
@@ -61,7 +62,7 @@ static int ctl_monitor(struct buf *out, void *arg)
     int rc = enc_tuple(out, 4);
     if (!rc) rc = enc_long(out, a->op);
     if (!rc) rc = enc_raw(out, a->from);
-    if (!rc) rc = enc_atom(out, "locker");
+    if (!rc) rc = enc_atom(out, a->name);
     return rc ? rc : enc_raw(out, a->ref);
 }
 
@@ -77,9 +78,10 @@ static int gen_call_msg(struct cproc *p, struct term ref, struct term req)
     return rc ? rc : enc_raw(&p->b, req);
 }
 
-static int io_call(void *ud, const char *node, uint64_t call_id, struct term req)
+/* gen_server:call({Name, Node}, Req): MONITOR_P on the name, then the call. */
+static int call_named(struct cproc *p, const char *name, const char *node, uint64_t call_id,
+                      struct term req)
 {
-    struct cproc *p = ud;
     struct conn *c = node_connect(p->node, node);
     if (!c)
         return -EHOSTUNREACH;
@@ -90,12 +92,24 @@ static int io_call(void *ud, const char *node, uint64_t call_id, struct term req
         rc = gen_call_msg(p, ref, req);
     if (rc)
         return rc;
-    struct mon_args m = {p->pid, ref, CTRL_MONITOR_P};
+    struct mon_args m = {p->pid, ref, CTRL_MONITOR_P, name};
     rc = node_send_ctrl(c, ctl_monitor, &m);
     if (!rc)
-        rc = node_reg_send(p->node, c, p->pid, "locker",
+        rc = node_reg_send(p->node, c, p->pid, name,
                            (struct term){p->b.data, (uint32_t)p->b.len});
     return rc;
+}
+
+static int io_call(void *ud, const char *node, uint64_t call_id, struct term req)
+{
+    return call_named(ud, "locker", node, call_id, req);
+}
+
+/* Fenced votes and commits: lockerd's lockerd_fence process (a BEAM
+ * master has none and answers the monitor with noproc). */
+static int io_call_fence(void *ud, const char *node, uint64_t call_id, struct term req)
+{
+    return call_named(ud, "lockerd_fence", node, call_id, req);
 }
 
 static int io_send_noreply(void *ud, const char *node, struct term req)
@@ -143,8 +157,12 @@ static void cproc_on_msg(void *ud, struct conn *c, const struct ctrl *m)
     uint64_t id;
     int64_t now = loop_now(p->loop);
     if (m->op == CTRL_MONITOR_P_EXIT) {
-        if (tag_id(p, m->ref, &id) == 0)
-            coord_on_node_down(p->coord, c->peer, now);
+        if (tag_id(p, m->ref, &id) == 0) {
+            if (term_is_atom(m->reason.p, m->reason.len, 0, "noproc"))
+                coord_on_noproc(p->coord, id, now);
+            else
+                coord_on_node_down(p->coord, c->peer, now);
+        }
         cproc_rearm(p);
         return;
     }
@@ -156,7 +174,7 @@ static void cproc_on_msg(void *ud, struct conn *c, const struct ctrl *m)
     reply = (struct term){t.p + pos, (uint32_t)(t.len - pos)};
     if (tag_id(p, ref, &id))
         return; /* a reply to a fire-and-forget send */
-    struct mon_args dm = {p->pid, ref, CTRL_DEMONITOR_P};
+    struct mon_args dm = {p->pid, ref, CTRL_DEMONITOR_P, "locker"};
     node_send_ctrl(c, ctl_monitor, &dm);
     coord_on_reply(p->coord, id, reply, now);
     cproc_rearm(p);
@@ -177,6 +195,7 @@ static const struct coord_io cproc_io = {
     .call = io_call,
     .send_call_noreply = io_send_noreply,
     .make_ref = io_make_ref,
+    .call_fence = io_call_fence,
 };
 
 struct cproc *cproc_new(struct node *n)

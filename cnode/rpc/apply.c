@@ -54,6 +54,7 @@ struct pending {
     apply_done_fn done;
     void *ud;
     int lag;              /* lag/0: lock, then release, then report */
+    int fenced;           /* lockerd:lock/... : {ok, Token} results */
     int64_t lag_start_us;
     struct buf lock_result, key, value;
 };
@@ -342,10 +343,30 @@ static int enc_cluster_result(struct buf *b, const struct coord_result *r)
     return rc ? -ENOMEM : APPLY_ERROR;
 }
 
+/* lockerd:lock/extend_lease/update/release: {ok, Token} | {error, no_quorum}
+ * | {error, tokens_unavailable} (a master is not lockerd). */
+static int enc_fenced(struct buf *b, const struct coord_result *r)
+{
+    if (r->rc == -EPROTONOSUPPORT)
+        return enc_atom_pair(b, "error", "tokens_unavailable");
+    if (r->rc)
+        return enc_atom_pair(b, "error", "no_quorum");
+    int rc = enc_tuple(b, 2);
+    if (!rc) rc = enc_atom(b, "ok");
+    return rc ? rc : enc_long(b, (int64_t)r->token);
+}
+
 static void on_coord_done(void *ud, const struct coord_result *r)
 {
     struct pending *pd = ud;
     struct apply *a = pd->a;
+    if (r && pd->fenced) {
+        buf_reset(&a->out);
+        int rc = enc_fenced(&a->out, r);
+        pd->done(pd->ud, rc, (struct term){a->out.data, (uint32_t)a->out.len});
+        pending_free(pd);
+        return;
+    }
     if (r && r->op == COORD_MULTI_CALL) {
         buf_reset(&a->out);
         int rc = enc_cluster_result(&a->out, r);
@@ -398,6 +419,7 @@ static int coordinated(struct apply *a, struct coord_args *ca, apply_done_fn don
     struct pending *pd = pending_new(a, done, ud);
     if (!pd)
         return -ENOMEM;
+    pd->fenced = ca->fenced;
     int rc = pending_start(pd, ca);
     if (rc)
         pending_free(pd);
@@ -414,10 +436,10 @@ static int opt_int(const struct call *c, uint32_t i, int64_t dflt, int64_t *v)
     return arg_int(c->args[i], v) || *v < 0 ? -EINVAL : 0;
 }
 
-static int f_write_op(struct apply *a, const struct call *c, enum coord_op op, apply_done_fn done,
-                      void *ud)
+static int f_write_op(struct apply *a, const struct call *c, enum coord_op op, int fenced,
+                      apply_done_fn done, void *ud)
 {
-    struct coord_args ca = {.op = op, .key = c->args[0], .value = c->args[1]};
+    struct coord_args ca = {.op = op, .key = c->args[0], .value = c->args[1], .fenced = fenced};
     uint32_t next = 2;
     if (op == COORD_UPDATE)
         ca.new_value = c->args[next++];
@@ -671,19 +693,28 @@ static int f_wait_for_release(struct apply *a, const struct call *c, apply_done_
     return wait_start(a, c->args[0], c->args[1], STORE_WAIT_RELEASE, t, done, ud);
 }
 
+/* lock/2..4, update/3,4, extend_lease/3,4, release/2,3: the op, or -1. */
+static int write_op(const char *fun, uint32_t n)
+{
+    if (!strcmp(fun, "lock") && n >= 2 && n <= 4)
+        return COORD_LOCK;
+    if (!strcmp(fun, "update") && n >= 3 && n <= 4)
+        return COORD_UPDATE;
+    if (!strcmp(fun, "extend_lease") && n >= 3 && n <= 4)
+        return COORD_EXTEND_LEASE;
+    if (!strcmp(fun, "release") && n >= 2 && n <= 3)
+        return COORD_RELEASE;
+    return -1;
+}
+
 /* Functions that finish later; NULL when (fun, arity) is not one. */
 static int async_call(struct apply *a, const char *fun, const struct call *c, apply_done_fn done,
                       void *ud, int *handled)
 {
     *handled = 1;
-    if (!strcmp(fun, "lock") && c->n >= 2 && c->n <= 4)
-        return f_write_op(a, c, COORD_LOCK, done, ud);
-    if (!strcmp(fun, "update") && c->n >= 3 && c->n <= 4)
-        return f_write_op(a, c, COORD_UPDATE, done, ud);
-    if (!strcmp(fun, "extend_lease") && c->n >= 3 && c->n <= 4)
-        return f_write_op(a, c, COORD_EXTEND_LEASE, done, ud);
-    if (!strcmp(fun, "release") && c->n >= 2 && c->n <= 3)
-        return f_write_op(a, c, COORD_RELEASE, done, ud);
+    int op = write_op(fun, c->n);
+    if (op >= 0)
+        return f_write_op(a, c, (enum coord_op)op, 0, done, ud);
     if ((!strcmp(fun, "set_nodes") && c->n == 3) || (!strcmp(fun, "set_w") && c->n == 2))
         return f_cluster_call(a, c, done, ud);
     if (!strcmp(fun, "lag") && c->n == 0)
@@ -769,6 +800,15 @@ void apply_start(struct apply *a, const char *mod, const char *fun, struct term 
                  (struct term){a->out.data, (uint32_t)a->out.len});
             return;
         }
+    /* lockerd:lock/2..4 and friends: the locker functions with a fencing
+     * token, {ok, Token} (docs/protocol.md, fencing tokens). */
+    int op = strcmp(mod, "lockerd") ? -1 : write_op(fun, c.n);
+    if (op >= 0) {
+        rc = f_write_op(a, &c, (enum coord_op)op, 1, done, ud);
+        if (rc)
+            done(ud, rc == -ENOMEM ? -ENOMEM : -EINVAL, (struct term){NULL, 0});
+        return;
+    }
     if (!strcmp(mod, "locker")) {
         int handled;
         rc = async_call(a, fun, &c, done, ud, &handled);

@@ -29,6 +29,7 @@
 struct quiet {
     char *path;
     int64_t longest;   /* recorded, rounded */
+    int64_t epoch;     /* fencing epoch recorded: >= every epoch served or seen */
     int64_t until;     /* 0: not quiet */
     int announced_end;
     unsigned long fails; /* write failures, for log rate limiting */
@@ -42,20 +43,24 @@ int64_t quiet_round_up(int64_t len_ms)
     return len_ms > step ? len_ms : step;
 }
 
-/* 1: read a record, 0: no file, -errno / -EINVAL: unreadable or corrupt. */
-static int state_read(const char *path, int64_t *longest)
+/* 1: read a record, 0: no file, -errno / -EINVAL: unreadable or corrupt.
+ * The fence_epoch line is optional (files written before it existed). */
+static int state_read(const char *path, int64_t *longest, int64_t *epoch)
 {
     FILE *f = fopen(path, "re");
     if (!f)
         return errno == ENOENT ? 0 : -errno;
     char magic[32] = "";
-    long long v = -1;
+    long long v = -1, e = 0;
     int ok = fgets(magic, sizeof magic, f) && !strncmp(magic, STATE_MAGIC "\n", sizeof STATE_MAGIC) &&
-             fscanf(f, "longest_lease_ms %lld", &v) == 1 && v >= 0;
+             fscanf(f, "longest_lease_ms %lld\n", &v) == 1 && v >= 0;
+    if (ok && fscanf(f, "fence_epoch %lld", &e) != 1)
+        e = 0;
     fclose(f);
-    if (!ok)
+    if (!ok || e < 0 || e >= QUIET_EPOCH_MAX)
         return -EINVAL;
     *longest = v;
+    *epoch = e;
     return 1;
 }
 
@@ -78,12 +83,14 @@ static int fsync_dir(const char *path)
     return rc;
 }
 
-static int state_write(const char *path, int64_t longest)
+static int state_write(const char *path, int64_t longest, int64_t epoch)
 {
-    char tmp[4200], text[96];
+    char tmp[4200], text[128];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return -ENAMETOOLONG;
-    int len = snprintf(text, sizeof text, STATE_MAGIC "\nlongest_lease_ms %" PRId64 "\n", longest);
+    int len = snprintf(text, sizeof text,
+                       STATE_MAGIC "\nlongest_lease_ms %" PRId64 "\nfence_epoch %" PRId64 "\n",
+                       longest, epoch);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
@@ -113,7 +120,7 @@ struct quiet *quiet_open(const char *path, int64_t quiet_ms, int64_t floor_ms, i
     }
     int restarted = 0;
     if (path) {
-        int rc = state_read(path, &q->longest);
+        int rc = state_read(path, &q->longest, &q->epoch);
         if (rc < 0) {
             snprintf(err, errlen,
                      "state file %s: %s (remove it, or start with --quiet-period MS to choose the "
@@ -122,8 +129,12 @@ struct quiet *quiet_open(const char *path, int64_t quiet_ms, int64_t floor_ms, i
             goto fail;
         }
         restarted = rc == 1;
-        if (!restarted && (rc = state_write(path, 0)) != 0) {
-            snprintf(err, errlen, "state file %s: cannot create it: %s", path, strerror(-rc));
+        /* Every start serves a new fencing epoch, recorded before any
+         * vote: tokens minted from now on exceed every earlier one. */
+        q->epoch++;
+        if ((rc = state_write(path, q->longest, q->epoch)) != 0) {
+            snprintf(err, errlen, "state file %s: cannot %s it: %s", path,
+                     restarted ? "update" : "create", strerror(-rc));
             goto fail;
         }
     }
@@ -172,6 +183,20 @@ int quiet_active(struct quiet *q, int64_t now)
 
 int64_t quiet_until(const struct quiet *q) { return q ? q->until : 0; }
 
+int64_t quiet_epoch(const struct quiet *q) { return q && q->path ? q->epoch : 0; }
+
+int quiet_note_epoch(struct quiet *q, int64_t epoch)
+{
+    if (!q || !q->path || epoch <= q->epoch)
+        return 0;
+    if (epoch >= QUIET_EPOCH_MAX)
+        return -ERANGE;
+    int rc = state_write(q->path, q->longest, epoch);
+    if (rc == 0)
+        q->epoch = epoch;
+    return rc;
+}
+
 void quiet_set_until(struct quiet *q, int64_t until)
 {
     if (!q)
@@ -186,7 +211,7 @@ int quiet_note_lease(struct quiet *q, int64_t len_ms)
     if (!q || !q->path || len_ms <= q->longest)
         return 0;
     int64_t rec = quiet_round_up(len_ms);
-    int rc = state_write(q->path, rec);
+    int rc = state_write(q->path, rec, q->epoch);
     if (rc) {
         if (q->fails++ % 1000)
             return rc;

@@ -41,6 +41,15 @@ void quiet_free(struct quiet *q); /* NULL ok */
  * once when the period is over. */
 int quiet_active(struct quiet *q, int64_t now);
 int64_t quiet_until(const struct quiet *q); /* 0: none */
+
+/* Fencing epochs (server.c, fencing tokens): every start records one more
+ * than the file held, before the node serves; quiet_epoch() is it (0:
+ * no state file, no tokens). quiet_note_epoch() records a larger epoch
+ * seen in a committed token before the commit is acknowledged: 0, or
+ * -errno when the file could not be written (the commit is refused). */
+#define QUIET_EPOCH_MAX (INT64_C(1) << 23)
+int64_t quiet_epoch(const struct quiet *q);
+int quiet_note_epoch(struct quiet *q, int64_t epoch);
 /* A new quiet period ending at until (0: none), e.g. after an in-process
  * restart of the server that knows what its previous incarnation held. */
 void quiet_set_until(struct quiet *q, int64_t until);

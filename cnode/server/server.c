@@ -81,6 +81,8 @@ struct server {
     int push_cancelled;      /* no push at all until push_trans_log */
     int dead;                /* killed (erlang:exit/2) until start_link */
     struct holders *holders; /* --release-on-exit: monitored lease holders */
+    struct term fence_pid;   /* lockerd_fence: fenced votes and commits */
+    uint64_t fence;          /* fencing counter: epoch << 40 | sequence */
     struct conn_ratelim holder_rl;
     int64_t dead_until;      /* latest expiry the killed incarnation held */
     uint64_t holder_releases; /* leases released because their holder exited */
@@ -845,6 +847,102 @@ static void handle_call(struct server *s, struct caller *c)
     send_reply(s, c);
 }
 
+/* ---- fencing tokens (the lockerd_fence process) ----
+ *
+ * The same votes and commits as `locker`, plus a counter: an ok vote is
+ * {ok, Counter}; a commit carries the coordinator's token (one more than
+ * the largest counter among W ok votes) as its last element and raises
+ * the counter to it. The counter's high bits are the epoch this start
+ * recorded in the state file (quiet.c), so after a restart that lost the
+ * counter it still exceeds every token minted before; a commit whose
+ * token carries a larger epoch records that epoch before it is
+ * acknowledged. Only lockerd answers here: a BEAM master has no such
+ * process, so its monitor says noproc and the coordinator reports tokens
+ * unavailable instead of sending it a request it would crash on. */
+#define FENCE_SEQ_BITS 40
+
+static int fence_raise(struct server *s, struct term raw)
+{
+    int64_t token;
+    if (arg_int(raw, &token) || token <= 0)
+        return -EINVAL;
+    if ((uint64_t)token <= s->fence)
+        return 0;
+    int rc = quiet_note_epoch(s->quiet, token >> FENCE_SEQ_BITS);
+    if (rc)
+        return rc;
+    s->fence = (uint64_t)token;
+    return 0;
+}
+
+/* Run a fenced request; 0 with s->reply set, or <0 (unknown/bad). */
+static int fence_dispatch(struct server *s, struct caller *c, struct req *r)
+{
+    if (!quiet_epoch(s->quiet))
+        return reply_error(s, "fencing_needs_state_file");
+    if (!strcmp(r->op, "get_write_lock") && r->nargs == 3) {
+        int rc = h_get_write_lock(s, c, r);
+        if (rc || !term_is_atom(s->reply.data, s->reply.len, 0, "ok"))
+            return rc;
+        buf_reset(&s->reply);
+        rc = enc_tuple(&s->reply, 2);
+        if (!rc)
+            rc = enc_atom(&s->reply, "ok");
+        return rc ? rc : enc_long(&s->reply, (int64_t)s->fence);
+    }
+    if (!strcmp(r->op, "release_write_lock") && r->nargs == 1)
+        return h_release_write_lock(s, c, r);
+    handler_fn fn = !strcmp(r->op, "write") && r->nargs == 5          ? h_write
+                    : !strcmp(r->op, "extend_lease") && r->nargs == 5 ? h_extend_lease
+                    : !strcmp(r->op, "update") && r->nargs == 4       ? h_update
+                                                                      : NULL;
+    if (!fn)
+        return -ENOENT;
+    int rc = fence_raise(s, r->args[r->nargs - 1]);
+    if (rc == -EINVAL)
+        return -ENOENT;
+    if (rc) {
+        /* Not acknowledged: the epoch it carries could not be recorded. */
+        log_error("fenced commit refused: the state file cannot record its fencing epoch: %s",
+                  strerror(-rc));
+        return reply_error(s, "state_file");
+    }
+    r->nargs--;
+    return fn(s, c, r);
+}
+
+static void fence_on_msg(void *ud, struct conn *c, const struct ctrl *m)
+{
+    struct server *s = ud;
+    struct caller call = {.conn = c};
+    store_advance(s->store, now_ms(s), 0);
+    if (gen_call_parse_head(m->payload, m->from, &call.g)) {
+        log_debug("lockerd_fence: unexpected message from %s ignored", c->peer);
+        return;
+    }
+    struct req r;
+    buf_reset(&s->reply);
+    int rc = req_parse(s, call.g.req, &r);
+    if (!rc)
+        rc = fence_dispatch(s, &call, &r);
+    if (rc < 0) {
+        if (!whole_term(call.g.req))
+            return;
+        buf_reset(&s->reply);
+        rc = enc_tuple(&s->reply, 2);
+        if (!rc) rc = enc_atom(&s->reply, "error");
+        if (!rc) rc = enc_tuple(&s->reply, 2);
+        if (!rc) rc = enc_atom(&s->reply, "unknown_request");
+        if (!rc) rc = enc_raw(&s->reply, call.g.req);
+        if (rc)
+            return;
+    }
+    node_reply(s->node, c, s->fence_pid, call.g.from_pid, call.g.tag,
+               (struct term){s->reply.data, (uint32_t)s->reply.len});
+}
+
+uint64_t server_fence(const struct server *s) { return s->fence; }
+
 /* ---- transaction log replay (replica side) ---- */
 
 static int replay_entry(struct server *s, const uint8_t *p, size_t len, size_t *pos)
@@ -1129,6 +1227,7 @@ void server_kill(struct server *s, const char *why)
     store_foreach_wlock(s->store, latest_lease, &l);
     s->dead_until = l.t;
     holders_clear(s->holders, s->pid, 1);
+    node_exit(s->node, s->fence_pid);
     node_exit(s->node, s->pid);
     s->dead = 1;
     loop_timer_stop(s->loop, &s->push_timer);
@@ -1156,6 +1255,8 @@ int server_start(struct server *s, int w, const int64_t *push_interval_ms)
     int rc = make_job_refs(s);
     if (!rc)
         rc = node_spawn_raw(s->node, "locker", server_on_msg, s, &s->pid);
+    if (!rc && (rc = node_spawn_raw(s->node, "lockerd_fence", fence_on_msg, s, &s->fence_pid)))
+        node_exit(s->node, s->pid);
     if (rc) {
         store_free(st);
         return rc;
@@ -1214,10 +1315,13 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
         goto oom;
     /* Raw: the request path validates each payload while parsing it. */
     int rc = node_spawn_raw(n, "locker", server_on_msg, s, &s->pid);
+    if (!rc)
+        rc = node_spawn_raw(n, "lockerd_fence", fence_on_msg, s, &s->fence_pid);
     if (rc) {
         snprintf(err, errlen, "cannot register locker: %s", strerror(-rc));
         goto fail;
     }
+    s->fence = (uint64_t)quiet_epoch(s->quiet) << FENCE_SEQ_BITS;
     struct repl_cfg rc_ = {.push_interval_ms = cfg->push_interval_ms,
                            .max_backlog = cfg->max_backlog};
     if (!(s->repl = repl_new(n, s->pid, &rc_)))

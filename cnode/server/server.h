@@ -97,6 +97,8 @@ int server_alive(const struct server *s);
  * pids already holding leases are watched too; off, every watch goes. */
 void server_set_release_on_exit(struct server *s, int on);
 size_t server_holder_count(const struct server *s);
+/* The fencing counter (epoch << 40 | sequence; 0: no state file, no tokens). */
+uint64_t server_fence(const struct server *s);
 uint64_t server_holder_releases(const struct server *s);
 struct term server_pid(const struct server *s);
 
