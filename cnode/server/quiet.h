@@ -22,6 +22,7 @@
  * Times are the loop's monotonic milliseconds. The file is tiny text:
  *   lockerd-state 1
  *   longest_lease_ms N
+ *   fence_epoch E        (absent in files of older releases: 0)
  */
 #ifndef LOCKERD_QUIET_H
 #define LOCKERD_QUIET_H

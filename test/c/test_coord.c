@@ -25,6 +25,7 @@
 
 struct sent {
     bool noreply;
+    bool fence;    /* sent with call_fence (to lockerd_fence) */
     bool failed;   /* call() returned an error */
     bool answered; /* bookkeeping for the interleaving test */
     char node[16];
@@ -107,6 +108,18 @@ static int fake_make_ref(void *ud, struct buf *out)
 }
 
 static const struct coord_io fake_io = {fake_call, fake_noreply, fake_make_ref};
+
+static int fake_call_fence(void *ud, const char *node, uint64_t id, struct term req)
+{
+    struct fake *f = ud;
+    size_t at = f->n;
+    int rc = fake_call(ud, node, id, req);
+    f->v[at].fence = true;
+    return rc;
+}
+
+static const struct coord_io fake_io_fenced = {fake_call, fake_noreply, fake_make_ref,
+                                               fake_call_fence};
 
 /* ---- terms ---- */
 
@@ -312,6 +325,158 @@ static void expect_rwl(struct env *e, size_t from, const char *const *nodes, siz
 {
     for (size_t i = 0; i < n; i++)
         expect_req(&e->f.v[from + i], true, nodes[i], "ag", "release_write_lock", tag);
+}
+
+/* ---- fencing tokens ---- */
+
+static struct term counter_vote(struct buf *b, int64_t n)
+{
+    buf_init(b);
+    assert_int_equal(enc_tuple(b, 2), 0);
+    assert_int_equal(enc_atom(b, "ok"), 0);
+    assert_int_equal(enc_long(b, n), 0);
+    return (struct term){buf_head(b), (uint32_t)buf_size(b)};
+}
+
+/* The last element of a sent tuple, as an integer. */
+static int64_t last_int(const struct sent *s)
+{
+    size_t pos = 0;
+    uint32_t ar;
+    assert_int_equal(term_get_tuple(s->req, s->len, &pos, &ar), 0);
+    for (uint32_t i = 0; i + 1 < ar; i++)
+        assert_int_equal(term_skip(s->req, s->len, &pos), 0);
+    int64_t v;
+    assert_int_equal(term_get_int64(s->req, s->len, &pos, &v), 0);
+    assert_int_equal(pos, s->len);
+    return v;
+}
+
+static void fenced_env(struct env *e)
+{
+    memset(e, 0, sizeof *e);
+    e->c = coord_new(&fake_io_fenced, &e->f);
+    assert_non_null(e->c);
+    e->f.c = e->c;
+}
+
+/* Token = 1 + the largest counter among the ok votes; the commit carries
+ * it and goes to lockerd_fence; W commits give it to the caller. A plain
+ * `ok` (not a counter) is not a fenced vote. */
+static void test_fenced_lock(void **state)
+{
+    (void)state;
+    struct env e;
+    fenced_env(&e);
+    struct got g = {0};
+    struct coord_args a = lock_args();
+    a.fenced = 1;
+    struct buf b1, b2;
+    assert_int_equal(coord_start(e.c, &a, &META3, 0, on_done, &g, NULL), 0);
+    assert_int_equal(e.f.n, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_true(e.f.v[i].fence);
+    reply(&e, 0, counter_vote(&b1, (INT64_C(3) << 40) + 5), 1);
+    reply(&e, 1, OK, 1);
+    reply(&e, 2, counter_vote(&b2, (INT64_C(2) << 40) + 900), 1);
+    assert_int_equal(e.f.n, 6);
+    for (size_t i = 3; i < 6; i++) {
+        assert_true(e.f.v[i].fence);
+        assert_int_equal(last_int(&e.f.v[i]), (INT64_C(3) << 40) + 6);
+    }
+    reply(&e, 3, OK, 2);
+    reply(&e, 4, OK, 2);
+    reply(&e, 5, OK, 2);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.r.rc, 0);
+    assert_int_equal(g.r.votes, 2);
+    assert_int_equal(g.r.token, (UINT64_C(3) << 40) + 6);
+    buf_free(&b1);
+    buf_free(&b2);
+    env_fini(&e);
+}
+
+/* A master without lockerd_fence (noproc): tokens unavailable, the votes
+ * released, nothing committed. */
+static void test_fenced_beam_master(void **state)
+{
+    (void)state;
+    struct env e;
+    fenced_env(&e);
+    struct got g = {0};
+    struct coord_args a = lock_args();
+    a.fenced = 1;
+    struct buf b1, b2;
+    assert_int_equal(coord_start(e.c, &a, &META3, 0, on_done, &g, NULL), 0);
+    reply(&e, 0, counter_vote(&b1, 1), 1);
+    coord_on_noproc(e.c, e.f.v[1].id, 1);
+    reply(&e, 2, counter_vote(&b2, 2), 1);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.r.rc, -EPROTONOSUPPORT);
+    assert_int_equal(g.r.token, 0);
+    assert_int_equal(e.f.n, 6);
+    struct tag tag = {0};
+    expect_rwl(&e, 3, (const char *const *)ABC, 3, &tag);
+    buf_free(&b1);
+    buf_free(&b2);
+    env_fini(&e);
+}
+
+/* Fewer than W commits: the token does not count. */
+static void test_fenced_commit_short(void **state)
+{
+    (void)state;
+    struct env e;
+    fenced_env(&e);
+    struct got g = {0};
+    struct coord_args a = lock_args();
+    a.fenced = 1;
+    struct buf b[3];
+    assert_int_equal(coord_start(e.c, &a, &META3, 0, on_done, &g, NULL), 0);
+    for (size_t i = 0; i < 3; i++)
+        reply(&e, i, counter_vote(&b[i], 7), 1);
+    reply(&e, 3, OK, 2);
+    reply(&e, 4, ALREADY, 2);
+    coord_on_node_down(e.c, "c", 2);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.r.rc, -ENOLCK);
+    assert_int_equal(g.r.commits, 1);
+    for (size_t i = 0; i < 3; i++)
+        buf_free(&b[i]);
+    env_fini(&e);
+}
+
+/* No call_fence in the transport: a fenced task is refused up front; a
+ * release's commit goes to `locker` (masters and replicas), its vote to
+ * lockerd_fence. */
+static void test_fenced_transport(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e);
+    struct got g = {0};
+    struct coord_args a = lock_args();
+    a.fenced = 1;
+    assert_int_equal(coord_start(e.c, &a, &META3, 0, on_done, &g, NULL), -ENOTSUP);
+    env_fini(&e);
+    fenced_env(&e);
+    struct coord_args r = {.op = COORD_RELEASE, .key = KEY, .value = VAL, .timeout_ms = 100,
+                           .fenced = 1};
+    struct buf b[3];
+    assert_int_equal(coord_start(e.c, &r, &META3, 0, on_done, &g, NULL), 0);
+    for (size_t i = 0; i < 3; i++)
+        reply(&e, i, counter_vote(&b[i], 40 + (int64_t)i), 1);
+    assert_int_equal(e.f.n, 6);
+    for (size_t i = 3; i < 6; i++)
+        assert_false(e.f.v[i].fence);
+    for (size_t i = 3; i < 6; i++)
+        reply(&e, i, OK, 2);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.r.rc, 0);
+    assert_int_equal(g.r.token, 43);
+    for (size_t i = 0; i < 3; i++)
+        buf_free(&b[i]);
+    env_fini(&e);
 }
 
 /* ---- lock ---- */
@@ -1283,6 +1448,10 @@ int main(void)
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_stale_phase_replies),
         cmocka_unit_test(test_deadline_order),
+        cmocka_unit_test(test_fenced_lock),
+        cmocka_unit_test(test_fenced_beam_master),
+        cmocka_unit_test(test_fenced_commit_short),
+        cmocka_unit_test(test_fenced_transport),
     };
     return cmocka_run_group_tests(tests, setup_terms, teardown_terms);
 }

@@ -178,6 +178,36 @@ static void test_write_failure_keeps_old_record(void **state)
     quiet_free(q);
 }
 
+/* Every start serves a new fencing epoch (recorded before it serves); a
+ * larger epoch seen in a token is recorded and survives the next start;
+ * a file of an older release (no epoch line) starts at epoch 1; without a
+ * state file there are no epochs (no tokens). */
+static void test_fence_epochs(void **state)
+{
+    (void)state;
+    char err[256];
+    write_file("lockerd-state 1\nlongest_lease_ms 0\n");
+    struct quiet *q = quiet_open(path, 0, FLOOR, 0, err, sizeof err);
+    assert_non_null(q);
+    assert_int_equal(quiet_epoch(q), 1);
+    quiet_free(q);
+    q = quiet_open(path, 0, FLOOR, 0, err, sizeof err);
+    assert_int_equal(quiet_epoch(q), 2);
+    assert_int_equal(quiet_note_epoch(q, 1), 0); /* older: nothing to do */
+    assert_int_equal(quiet_epoch(q), 2);
+    assert_int_equal(quiet_note_epoch(q, 9), 0);
+    assert_int_equal(quiet_epoch(q), 9);
+    assert_int_equal(quiet_note_epoch(q, QUIET_EPOCH_MAX), -ERANGE);
+    quiet_free(q);
+    q = quiet_open(path, 0, FLOOR, 0, err, sizeof err);
+    assert_int_equal(quiet_epoch(q), 10);
+    quiet_free(q);
+    q = quiet_open(NULL, -1, FLOOR, 0, err, sizeof err);
+    assert_non_null(q);
+    assert_int_equal(quiet_epoch(q), 0);
+    quiet_free(q);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -188,6 +218,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_explicit_period, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files_stop_the_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_keeps_old_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fence_epochs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

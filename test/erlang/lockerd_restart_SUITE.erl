@@ -59,10 +59,13 @@ first_start_votes_at_once(Config) ->
     #{node := N, log := Log} = H,
     ?assertEqual(ok, vote(N, key(fresh))),
     State = filename:join(?config(dir, Config), maps:get(name, H) ++ ".state"),
-    ?assertMatch({ok, <<"lockerd-state 1\nlongest_lease_ms 0\n">>}, file:read_file(State)),
+    %% A first start records epoch 1 of the fencing counter.
+    ?assertMatch({ok, <<"lockerd-state 1\nlongest_lease_ms 0\nfence_epoch 1\n">>},
+                 file:read_file(State)),
     ?assertMatch({ok, _, _, _}, lkr:lock(key(a), v, 2500)),
     %% The 2500 ms lease was recorded, rounded up to the next step.
-    ?assertMatch({ok, <<"lockerd-state 1\nlongest_lease_ms 4000\n">>}, file:read_file(State)),
+    ?assertMatch({ok, <<"lockerd-state 1\nlongest_lease_ms 4000\nfence_epoch 1\n">>},
+                 file:read_file(State)),
     ?assertNotEqual(nomatch, string:find(read(Log), "first start")).
 
 majority_restart_keeps_exclusion(Config) ->
