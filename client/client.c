@@ -39,6 +39,7 @@ const char *lkc_strerror(int code)
     case LKC_ECLOSED: return "the client is closing";
     case LKC_ENOMEM: return "out of memory";
     case LKC_ENAMETAKEN: return "the name is held by someone else";
+    case LKC_ENOTOKEN: return "fencing tokens unavailable: not every master is lockerd";
     case LKC_EPROTO: return "unexpected answer from a peer";
     default: return "unknown error";
     }
@@ -53,7 +54,8 @@ int lkc__map_rc(int rc)
     case -ETIMEDOUT: return LKC_ETIMEOUT;
     case -EHOSTUNREACH: case -ECONNREFUSED: return LKC_ECONNECT;
     case -EINVAL: case -E2BIG: return LKC_EINVAL;
-    default: return rc <= -1001 && rc >= -1010 ? rc : LKC_EPROTO;
+    case -EPROTONOSUPPORT: return LKC_ENOTOKEN;
+    default: return rc <= -1001 && rc >= -1011 ? rc : LKC_EPROTO;
     }
 }
 

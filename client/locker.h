@@ -49,6 +49,7 @@ enum lkc_error {
     LKC_ENOMEM = -1008,
     LKC_ENAMETAKEN = -1009, /* lkc_register: the name is held by someone else */
     LKC_EPROTO = -1010,     /* a peer answered something unexpected */
+    LKC_ENOTOKEN = -1011,   /* lkc_lock_fenced: a master is not lockerd (no tokens) */
 };
 
 const char *lkc_strerror(int code);
@@ -123,6 +124,7 @@ struct lkc_result {
     int w;        /* the write quorum used */
     int votes;    /* masters that voted ok */
     int commits;  /* masters (and replicas for release) that applied it */
+    uint64_t token; /* lkc_lock_fenced: the fencing token; 0 otherwise */
 };
 
 /* lease_ms / timeout_ms <= 0: the library defaults (2000 / 5000). */
@@ -130,6 +132,13 @@ int lkc_lock(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms, int64_t tim
              struct lkc_result *res);
 int lkc_update(lkc *c, lkc_term key, lkc_term value, lkc_term new_value, int64_t timeout_ms,
                struct lkc_result *res);
+/* lkc_lock with a fencing token (res->token): it strictly increases across
+ * successive holders of the key, also across restarts of any masters, so
+ * a resource that remembers the largest token it accepted can refuse a
+ * holder whose lease ended without its knowing. Needs W commits, and every
+ * master to be lockerd (with a state file): LKC_ENOTOKEN otherwise. */
+int lkc_lock_fenced(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms,
+                    int64_t timeout_ms, struct lkc_result *res);
 int lkc_extend_lease(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms,
                      int64_t timeout_ms);
 int lkc_release(lkc *c, lkc_term key, lkc_term value, int64_t timeout_ms,

@@ -31,6 +31,7 @@ struct op_cmd {
     enum coord_op op;
     struct buf key, value, new_value, req;
     int64_t lease_ms, timeout_ms;
+    int fenced;
     uint64_t task;
     mc_done_fn mc_done;
     char **nodes;          /* multi-call target list */
@@ -71,7 +72,7 @@ static void op_destroy(struct lkc_cmd *k)
 static void op_done(void *ud, const struct coord_result *r)
 {
     struct op_cmd *o = ud;
-    o->k.res = (struct lkc_result){r->w, r->votes, r->commits};
+    o->k.res = (struct lkc_result){r->w, r->votes, r->commits, r->token};
     int rc;
     if (o->op == COORD_MULTI_CALL) {
         if ((rc = o->mc_done(o, r)) == 1)
@@ -90,7 +91,7 @@ static int op_start(struct op_cmd *o)
         .op = o->op, .key = span_of(&o->key), .value = span_of(&o->value),
         .new_value = span_of(&o->new_value), .lease_ms = o->lease_ms,
         .timeout_ms = o->timeout_ms, .req = span_of(&o->req), .nodes = o->nodes,
-        .nnodes = o->nnodes,
+        .nnodes = o->nnodes, .fenced = o->fenced,
     };
     if (o->op == COORD_MULTI_CALL && o->mc_done == NULL)
         return LKC_EINVAL;
@@ -188,6 +189,17 @@ int lkc_lock(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms, int64_t tim
     struct op_cmd *o;
     int rc = op_prepare(c, COORD_LOCK, key, value, NULL, lease_ms, timeout_ms, &o);
     return rc ? rc : op_sync(c, o, res);
+}
+
+int lkc_lock_fenced(lkc *c, lkc_term key, lkc_term value, int64_t lease_ms,
+                    int64_t timeout_ms, struct lkc_result *res)
+{
+    struct op_cmd *o;
+    int rc = op_prepare(c, COORD_LOCK, key, value, NULL, lease_ms, timeout_ms, &o);
+    if (rc)
+        return rc;
+    o->fenced = 1;
+    return op_sync(c, o, res);
 }
 
 int lkc_update(lkc *c, lkc_term key, lkc_term value, lkc_term new_value, int64_t timeout_ms,

@@ -27,10 +27,15 @@ static lkc_term arg_term(const struct ctl *x, int i)
 
 /* ---- lock family ---- */
 
+/* A fencing token when every master is lockerd; on clusters with BEAM
+ * masters the plain lock, reported without a token. */
 int ctl_lock(struct ctl *x)
 {
     struct lkc_result r = {0};
-    int rc = lkc_lock(x->c, arg_term(x, 0), arg_term(x, 1), x->lease_ms, x->timeout_ms, &r);
+    int rc = lkc_lock_fenced(x->c, arg_term(x, 0), arg_term(x, 1), x->lease_ms, x->timeout_ms,
+                             &r);
+    if (rc == LKC_ENOTOKEN)
+        rc = lkc_lock(x->c, arg_term(x, 0), arg_term(x, 1), x->lease_ms, x->timeout_ms, &r);
     return rc ? ctl_fail_lkc(x, rc) : ctl_print_result(x, &r);
 }
 

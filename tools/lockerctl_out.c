@@ -121,7 +121,14 @@ int ctl_print_result(struct ctl *x, const struct lkc_result *r)
         ctl_json_int(x, "w", r->w);
         ctl_json_int(x, "votes", r->votes);
         ctl_json_int(x, "commits", r->commits);
+        if (r->token)
+            ctl_json_int(x, "token", (int64_t)r->token);
+        else if (x->cmd && !strcmp(x->cmd->name, "lock"))
+            ctl_json_raw(x, "token", "null", 4);
         ctl_json_end(x);
+    } else if (r->token) {
+        printf("ok w=%d votes=%d commits=%d token=%llu\n", r->w, r->votes, r->commits,
+               (unsigned long long)r->token);
     } else {
         printf("ok w=%d votes=%d commits=%d\n", r->w, r->votes, r->commits);
     }

@@ -181,7 +181,9 @@ unreachable_cluster(_Config) ->
 lock_then_read(Config) ->
     {0, Lock} = json(Config, ["lock", "{user,42}", "<<\"job\">>", "--lease", "30000"]),
     #{<<"command">> := <<"lock">>, <<"result">> := <<"ok">>, <<"w">> := 2, <<"votes">> := 3,
-      <<"commits">> := 3} = Lock,
+      <<"commits">> := 3, <<"token">> := Token} = Lock,
+    %% every master is lockerd: the lock has a fencing token
+    ?assert(is_integer(Token) andalso Token > 0),
     {0, Read} = json(Config, ["read", "{user, 42}"]),
     #{<<"result">> := <<"ok">>, <<"value">> := #{<<"binary">> := <<"job">>},
       <<"text">> := <<"<<\"job\">>">>} = Read,
@@ -217,7 +219,14 @@ release(Config) ->
         json(Config, ["release", K, "<<\"owner\">>"]),
     {4, _} = json(Config, ["read", K]),
     [{error, not_found} = beam_read(M, key_term(Config)) || M <- ?config(masters, Config)],
-    {3, _} = json(Config, ["release", K, "<<\"owner\">>"]).
+    {3, _} = json(Config, ["release", K, "<<\"owner\">>"]),
+    %% successive holders: the next token is larger
+    {0, #{<<"token">> := T2}} = json(Config, ["lock", K, "<<\"next\">>", "--lease", "30000"]),
+    {0, _} = json(Config, ["release", K, "<<\"next\">>"]),
+    {0, #{<<"token">> := T3}} = json(Config, ["lock", K, "<<\"third\">>", "--lease", "30000"]),
+    ?assert(T3 > T2),
+    {0, Human} = run(base_args(masters_arg(Config)) ++ ["release", K, "<<\"third\">>"]),
+    ?assertEqual(nomatch, binary:match(Human, <<"token">>)).
 
 extend(Config) ->
     K = key(Config),
