@@ -39,6 +39,13 @@ elixir --sname "lkr_ex_$$" --cookie lockerd_test \
     --erl "-kernel inet_dist_use_interface {127,0,0,1}" \
     -pa "$ebin" "$here/registry_test.exs"
 
+# Read your own registration: a replica finds the name it registered at
+# once (lockerd masters, default options), and the control against BEAM
+# masters pushing every 100 ms misses (LOCKERD_SKIP=1: the control only).
+elixir --sname "lkr_exi_$$" --cookie lockerd_test \
+    --erl "-kernel inet_dist_use_interface {127,0,0,1}" \
+    -pa "$ebin" "$here/immediate_lookup_test.exs"
+
 # The C client library's example service (bin/locker-echo) called through
 # the registry; needs the tools next to LOCKERD_BIN (make all).
 if [ "${LOCKERD_SKIP:-0}" != 1 ]; then
