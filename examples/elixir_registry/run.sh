@@ -31,7 +31,11 @@ erlc -o "$locker_ebin" "$repo"/test/erlang/locker.erl "$repo"/test/erlang/lkr.er
 cd "$here"
 mix compile
 
-epmd -daemon
+# epmd, unless one runs already (started as erl starts it).
+if ! epmd -names >/dev/null 2>&1; then
+    epmd -daemon
+    for _ in $(seq 50); do epmd -names >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 
 pids=()
 stop_masters() {
