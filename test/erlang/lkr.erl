@@ -1,4 +1,4 @@
-%% The coordinator / client side of the locker protocol (docs/protocol.md
+%% The coordinator / client side of the locker protocol (PROTOCOL.md
 %% section 5), written from the protocol text.
 %%
 %% Every write is run by the calling process: a fresh Tag = make_ref(), a

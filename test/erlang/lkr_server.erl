@@ -1,4 +1,4 @@
-%% A BEAM locker server, written from docs/protocol.md sections 1-4.
+%% A BEAM locker server, written from PROTOCOL.md sections 1-4.
 %%
 %% It is the reference the test suites run against when no lockerd is
 %% involved, and the local server of client/replica nodes in mixed clusters.

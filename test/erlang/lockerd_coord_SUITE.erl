@@ -1,4 +1,4 @@
-%% The coordinator algorithm of docs/protocol.md section 5 (module lkr) against
+%% The coordinator algorithm of PROTOCOL.md section 5 (module lkr) against
 %% three masters with W = 2: all lockerd, mixed lockerd/BEAM, and all BEAM
 %% (which validates the suite itself).
 %%
