@@ -179,6 +179,12 @@ int repl_log(struct repl *rp, struct term entry)
 
 size_t repl_log_len(const struct repl *rp) { return rp->nlog; }
 
+void repl_drop_log(struct repl *rp)
+{
+    buf_reset(&rp->log);
+    rp->nlog = 0;
+}
+
 static int repl_eager_hook(struct loop *l, void *ud)
 {
     (void)l;

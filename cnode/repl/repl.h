@@ -47,5 +47,7 @@ void repl_push(struct repl *r);
 size_t repl_log_len(const struct repl *r);
 /* Turn the eager push on or off at run time. */
 void repl_set_eager(struct repl *r, int on);
+/* Forget the entries logged since the last push (the server restarted). */
+void repl_drop_log(struct repl *r);
 
 #endif
