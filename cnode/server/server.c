@@ -132,14 +132,18 @@ static int reply_error(struct server *s, const char *why)
     return enc_atom_pair(&s->reply, "error", why);
 }
 
-/* Log the entry; with eager push it leaves for the replicas now, so it is
- * queued ahead of the reply to the caller (on the same connection when
- * the caller's node is a replica): a replica that gets the commit reply
- * has the entry already. */
-static int log_entry(struct server *s)
+/* Log the entry; with eager push a write's entry leaves for the replicas
+ * now, so it is queued ahead of the reply to the caller (on the same
+ * connection when the caller's node is a replica): a replica that gets
+ * the commit reply has the entry already. A release is not pushed early:
+ * its coordinator sends it to the replicas itself, and a pushed entry
+ * racing ahead of that call would make the replica answer not_found where
+ * the library's replica answers ok. It leaves with the next push, in
+ * order. */
+static int log_entry(struct server *s, int eager)
 {
     int rc = repl_log(s->repl, (struct term){s->entry.data, (uint32_t)s->entry.len});
-    if (!rc && s->cfg.eager_push && !s->push_cancelled)
+    if (!rc && eager && s->cfg.eager_push && !s->push_cancelled)
         repl_push(s->repl);
     return rc;
 }
@@ -160,7 +164,7 @@ static int log_kv(struct server *s, const char *op, struct term k, const struct 
         rc = enc_raw(&s->entry, *v);
     if (!rc && len)
         rc = enc_long(&s->entry, *len);
-    return rc ? rc : log_entry(s);
+    return rc ? rc : log_entry(s, strcmp(op, "release") != 0);
 }
 
 /* ---- limits ---- */
@@ -946,7 +950,6 @@ static void push_timer_fn(struct loop *l, struct loop_timer *t)
 void server_set_eager_push(struct server *s, int on)
 {
     s->cfg.eager_push = on != 0;
-    repl_set_eager(s->repl, on && !s->push_cancelled);
     log_info("eager push %s", on ? "on" : "off");
 }
 
@@ -979,7 +982,6 @@ int server_cancel_job(struct server *s, struct term ref)
              * leaves only when a push_trans_log message asks for it. */
             s->push_cancelled = 1;
             loop_timer_stop(s->loop, &s->push_timer);
-            repl_set_eager(s->repl, 0);
             log_info("transaction-log push cancelled (timer:cancel); push_trans_log pushes");
         }
         /* The expiry jobs: lockerd expires each lease at its own
@@ -1020,7 +1022,6 @@ void server_kill(struct server *s, const char *why)
     node_exit(s->node, s->pid);
     s->dead = 1;
     loop_timer_stop(s->loop, &s->push_timer);
-    repl_set_eager(s->repl, 0);
     log_warn("locker server killed (%s): %zu leases and %zu write locks dropped", why,
              store_lease_count(s->store), store_wlock_count(s->store));
 }
@@ -1058,7 +1059,6 @@ int server_start(struct server *s, int w, const int64_t *push_interval_ms)
         loop_timer_arm(s->loop, &s->quiet_timer, s->dead_until);
     s->dead = 0;
     s->push_cancelled = 0;
-    repl_set_eager(s->repl, s->cfg.eager_push);
     loop_timer_arm(s->loop, &s->push_timer, now + s->cfg.push_interval_ms);
     log_info("locker server started again (W=%d)%s", s->w,
                s->dead_until > now ? "; votes on unknown keys refused until what the last one "
@@ -1107,8 +1107,7 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
         goto fail;
     }
     struct repl_cfg rc_ = {.push_interval_ms = cfg->push_interval_ms,
-                           .max_backlog = cfg->max_backlog,
-                           .eager = cfg->eager_push};
+                           .max_backlog = cfg->max_backlog};
     if (!(s->repl = repl_new(n, s->pid, &rc_)))
         goto oom;
     if (set_meta(s, cfg->masters, cfg->nmasters, cfg->replicas, cfg->nreplicas))
