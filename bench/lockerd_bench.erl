@@ -391,8 +391,11 @@ scenario(6, #{kind := Kind, masters := Masters, client := #{node := CN}, tag := 
                         Prefix ++ ".max_ms" => maps:get(max_us, R) / 1000,
                         Prefix ++ ".samples" => maps:get(n, R)}
               end,
+        %% The interval push first: eager push is lockerd's default, so it
+        %% is switched off for this pass (the BEAM server has only this).
+        [ok = erpc:call(M, lockerd, set_eager_push, [false]) || Kind =:= lockerd, M <- Masters],
         Plain = Run("", "s6"),
-        %% lockerd again with --eager-push, switched on at run time.
+        %% lockerd again with eager push, switched back on at run time.
         Eager = case Kind of
                     lockerd ->
                         [ok = erpc:call(M, lockerd, set_eager_push, [true]) || M <- Masters],
