@@ -163,7 +163,7 @@ cluster_run(Kind, Run, Cfg) ->
     end.
 
 start_node(lockerd, Name, {W, Masters, Replicas}, LogDir) ->
-    %% BENCH_LOCKERD_ARGS: extra lockerd options, e.g. "--eager-push".
+    %% BENCH_LOCKERD_ARGS: extra lockerd options, e.g. "--no-eager-push".
     Extra = string:lexemes(env("BENCH_LOCKERD_ARGS", ""), " "),
     lockerd_ct:start_lockerd(Name, #{masters => Masters, replicas => Replicas, w => W,
                                      log_dir => LogDir, log_level => "warn",
