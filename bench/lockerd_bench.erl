@@ -163,7 +163,7 @@ cluster_run(Kind, Run, Cfg) ->
     end.
 
 start_node(lockerd, Name, {W, Masters, Replicas}, LogDir) ->
-    %% BENCH_LOCKERD_ARGS: extra lockerd options, e.g. "--eager-push".
+    %% BENCH_LOCKERD_ARGS: extra lockerd options, e.g. "--no-eager-push".
     Extra = string:lexemes(env("BENCH_LOCKERD_ARGS", ""), " "),
     lockerd_ct:start_lockerd(Name, #{masters => Masters, replicas => Replicas, w => W,
                                      log_dir => LogDir, log_level => "warn",
@@ -391,8 +391,11 @@ scenario(6, #{kind := Kind, masters := Masters, client := #{node := CN}, tag := 
                         Prefix ++ ".max_ms" => maps:get(max_us, R) / 1000,
                         Prefix ++ ".samples" => maps:get(n, R)}
               end,
+        %% The interval push first: eager push is lockerd's default, so it
+        %% is switched off for this pass (the BEAM server has only this).
+        [ok = erpc:call(M, lockerd, set_eager_push, [false]) || Kind =:= lockerd, M <- Masters],
         Plain = Run("", "s6"),
-        %% lockerd again with --eager-push, switched on at run time.
+        %% lockerd again with eager push, switched back on at run time.
         Eager = case Kind of
                     lockerd ->
                         [ok = erpc:call(M, lockerd, set_eager_push, [true]) || M <- Masters],

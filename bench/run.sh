@@ -9,7 +9,7 @@
 # Environment: BENCH_RUNS (3), BENCH_SECONDS (10), BENCH_QUICK=1 (tiny),
 # BENCH_LEASES (1000000), BENCH_CONC (1,16,64,256), BENCH_SCENARIOS
 # (1,2,3,4,5,6), BENCH_OUT (bench/results), BENCH_LOCKERD_ARGS (extra
-# lockerd options, e.g. "--eager-push"), BENCH_COALESCE_US (1000: scenario
+# lockerd options, e.g. "--no-eager-push"), BENCH_COALESCE_US (1000: scenario
 # 1 again on lockerd with that coalescing; 0 skips), BENCH_CLIENT_ARGS (extra erl flags
 # of the BEAM client node, both clusters, e.g. "+sbwt none"),
 # BENCH_CAP_WINDOW (256), BENCH_INSERT_WINDOW (1000), LOCKERD_BIN.

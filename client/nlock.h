@@ -1,5 +1,5 @@
 /*
- * Node-local lock (PROTOCOL.md section 7): advisory, owner-less, named
+ * Node-local lock (docs/protocol.md section 7): advisory, owner-less, named
  * locks inside one OS process, used to keep two threads from doing the
  * same expensive thing at once.
  *

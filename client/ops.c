@@ -1,6 +1,6 @@
 /*
  * Coordinated operations of the client: lock, update, extend_lease and
- * release (PROTOCOL.md section 5, run by cproc exactly as the Erlang
+ * release (docs/protocol.md section 5, run by cproc exactly as the Erlang
  * library runs them), and the multi-calls wait_for_release, set_nodes and
  * set_w.
  *

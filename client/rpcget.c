@@ -1,7 +1,7 @@
 /*
  * lkc_dirty_read: locker:dirty_read(Key) on a master, called the way
- * erpc:call does it (DIST.md section 7), so BEAM masters running the real
- * locker library and lockerd masters answer alike.
+ * erpc:call does it (docs/distribution.md section 7), so BEAM masters
+ * running the real locker library and lockerd masters answer alike.
  *
  * Model. One unnamed process of our node (the "rpc process") sends
  *   SPAWN_REQUEST {29, ReqId, Self, Self, {erpc, execute_call, 4}, [monitor]}

@@ -1,6 +1,6 @@
 /*
  * Named services: a process of the client node whose pid is locked under a
- * name, like a GenServer registered through Locker.Registry (PROTOCOL.md
+ * name, like a GenServer registered through Locker.Registry (docs/protocol.md
  * section 6), so BEAM code finds it with dirty_read and calls it with
  * gen_server:call.
  *

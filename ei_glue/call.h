@@ -1,6 +1,7 @@
 /*
  * gen_server message shapes: '$gen_call' / '$gen_cast' envelopes and the
- * reply tag forms of DIST.md section 6. Pure functions over term spans.
+ * reply tag forms of docs/distribution.md section 6. Pure functions over
+ * term spans.
  */
 #ifndef LOCKERD_CALL_H
 #define LOCKERD_CALL_H

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test: C unit tests, Common
-# Test suites and ExUnit against bin/lockerd, the threaded node-local lock
-# tests under ThreadSanitizer, the bounded fault-injection run (make
-# faults-smoke), then everything again against an address/undefined-
-# behaviour sanitized build (make asan), and a short run of every fuzz
-# target over its seeds and regression inputs.
+# Test suites and ExUnit (with the example project) against bin/lockerd
+# (make test), the threaded node-local lock tests under ThreadSanitizer,
+# the bounded fault-injection run (make faults-smoke), make test once more
+# against an address/undefined-behaviour sanitized build (make asan), and
+# a short run of every fuzz target over its seeds and regression inputs.
+# The README's "Two commands" lists the same steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -5,7 +5,7 @@
  * result or reports one error, and returns the exit code.
  *
  * The commands are thin: the quorum logic is the client library's
- * (PROTOCOL.md section 5); what lives here is presentation and the
+ * (docs/protocol.md section 5); what lives here is presentation and the
  * choice of exit code. Keys and values print with tprint (Erlang syntax)
  * and tprint_json (the typed JSON shapes of ei_glue/tparse.h).
  */

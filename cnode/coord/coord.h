@@ -1,5 +1,5 @@
 /*
- * Coordinator: the client side of the locker protocol (PROTOCOL.md section
+ * Coordinator: the client side of the locker protocol (docs/protocol.md section
  * 5), run from C against BEAM and lockerd masters alike. Pure: no sockets,
  * no clock of its own. A transport (struct coord_io) sends the calls; the
  * owner feeds replies, node-down events and time back in.

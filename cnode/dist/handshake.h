@@ -25,7 +25,7 @@
 
 #include "../core/buf.h"
 
-/* Flags (DIST.md section 3). */
+/* Flags (docs/distribution.md section 3). */
 #define DF_PUBLISHED 0x1ULL
 #define DF_EXTENDED_REFERENCES 0x4ULL
 #define DF_DIST_MONITOR 0x8ULL

@@ -1,5 +1,5 @@
 /*
- * The locker server; see server.h and PROTOCOL.md sections 2-4.
+ * The locker server; see server.h and docs/protocol.md sections 2-4.
  *
  * Request path: REG_SEND payload -> gen_call envelope -> request tuple
  * (atom op + canonical argument spans) -> handler, in one walk over the

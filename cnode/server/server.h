@@ -1,7 +1,7 @@
 /*
  * The locker server: the process registered as `locker` on this node.
  *
- * It answers every call of PROTOCOL.md section 2 and the casts and plain
+ * It answers every call of docs/protocol.md section 2 and the casts and plain
  * messages of section 3, keeps the meta data (w, masters, replicas), and
  * turns requests into store operations plus transaction-log entries. All
  * keys, values and tags are canonicalised before they reach the store, so

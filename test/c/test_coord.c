@@ -1,5 +1,5 @@
 /*
- * Coordinator: the PROTOCOL.md section 5 write operations and multi-calls
+ * Coordinator: the docs/protocol.md section 5 write operations and multi-calls
  * against a fake transport that records every send in order, with a fake
  * clock passed explicitly. Requests are checked by decoding the recorded
  * bytes element by element; results against what test/erlang/lkr.erl

@@ -1,6 +1,6 @@
 defmodule LockerTest.Registry do
   @moduledoc """
-  A `:via` registry with the behaviour of `Locker.Registry` (PROTOCOL.md
+  A `:via` registry with the behaviour of `Locker.Registry` (docs/protocol.md
   section 6), built on the `:lkr` client API.
 
   Names are locker keys whose value is the owner pid. Lookups read the local

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ExUnit tests of LockerTest.Registry / LockerTest.Server against three
 # lockerd masters (LOCKERD_BIN, default <repo>/bin/lockerd), or against
-# three BEAM lkr_server masters with LOCKERD_SKIP=1.
+# three BEAM lkr_server masters with LOCKERD_SKIP=1; then (lockerd only)
+# the example Mix project examples/elixir_registry and the C echo service.
 # Exits non-zero on any failure, or when lockerd is missing without
 # LOCKERD_SKIP=1.
 set -euo pipefail
@@ -38,6 +39,19 @@ cd "$repo"
 elixir --sname "lkr_ex_$$" --cookie lockerd_test \
     --erl "-kernel inet_dist_use_interface {127,0,0,1}" \
     -pa "$ebin" "$here/registry_test.exs"
+
+# Read your own registration: a replica finds the name it registered at
+# once (lockerd masters, default options), and the control against BEAM
+# masters pushing every 100 ms misses (LOCKERD_SKIP=1: the control only).
+elixir --sname "lkr_exi_$$" --cookie lockerd_test \
+    --erl "-kernel inet_dist_use_interface {127,0,0,1}" \
+    -pa "$ebin" "$here/immediate_lookup_test.exs"
+
+# The example Mix project (examples/elixir_registry) against three lockerd
+# masters: it must run to its end.
+if [ "${LOCKERD_SKIP:-0}" != 1 ]; then
+    LOCKERD_BIN="$LOCKERD_BIN" "$repo/examples/elixir_registry/run.sh"
+fi
 
 # The C client library's example service (bin/locker-echo) called through
 # the registry; needs the tools next to LOCKERD_BIN (make all).

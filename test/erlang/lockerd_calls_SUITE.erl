@@ -1,4 +1,4 @@
-%% Every call, cast and message of PROTOCOL.md sections 2-3 against one
+%% Every call, cast and message of docs/protocol.md sections 2-3 against one
 %% server, with exact replies. The target is a lockerd node (group lockerd)
 %% or a BEAM node running lkr_server (group beam, which validates the suite
 %% itself). Each case runs twice: through gen_server:call (group single) and

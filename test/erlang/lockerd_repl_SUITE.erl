@@ -1,4 +1,4 @@
-%% Transaction-log replication (PROTOCOL.md sections 3-4): one master
+%% Transaction-log replication (docs/protocol.md sections 3-4): one master
 %% (W = 1) pushes to one replica every 100 ms. Groups pair a lockerd or BEAM
 %% master with a lockerd or BEAM replica; beam_to_beam validates the suite.
 %% Writes are coordinated by lkr from the CT node, a plain client.
