@@ -2,7 +2,9 @@
 # Install what is missing, build, and run every test: C unit tests, Common
 # Test suites and ExUnit (with the example project) against bin/lockerd
 # (make test), the threaded node-local lock tests under ThreadSanitizer,
-# the bounded fault-injection run (make faults-smoke), make test once more
+# the bounded fault-injection run (make faults-smoke) and its control (make
+# faults-control: unsafe restarts, the checker must find the violations),
+# make test once more
 # against an address/undefined-behaviour sanitized build (make asan), and
 # a short run of every fuzz target over its seeds and regression inputs.
 # The README's "Two commands" lists the same steps.
@@ -15,6 +17,7 @@ make -j"$(nproc)" all
 make test
 make test-tsan
 make faults-smoke
+make faults-control
 make asan
 make fuzz-smoke
 echo "all tests passed"

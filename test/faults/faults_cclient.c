@@ -8,8 +8,10 @@
  *
  * Every operation becomes one line on stdout, written when it completes:
  *
- *   op c<T> <lock|extend|release|probe> <K> <Seq> <LeaseMs> <InvNs> <CmpNs> <Rc> <Votes> <Commits>
+ *   op c<T> <lock|extend|release|probe> <K> <Seq> <LeaseMs> <InvNs> <CmpNs> <Rc> <Votes> <Commits> <Token>
  *
+ * With --fenced 1 (every master is lockerd) locks are lkc_lock_fenced and
+ * Token is the fencing token of an acknowledged lock; it is 0 otherwise.
  * InvNs / CmpNs are CLOCK_MONOTONIC readings: the driver converts them to
  * its own clock (every process on the machine shares that clock). Rc is
  * the library's code (0, LKC_ENOQUORUM, LKC_ETIMEOUT, ...); the driver
@@ -35,6 +37,7 @@ struct cfg {
     int keys;
     int64_t lease_min, lease_max, timeout;
     unsigned seed;
+    int fenced;
 };
 
 struct worker {
@@ -81,7 +84,8 @@ static int run_op(struct worker *w, enum op op, int key_no, lkc_term key, lkc_te
     int rc;
     switch (op) {
     case OP_LOCK:
-        rc = lkc_lock(g->c, key, value, lease, g->timeout, &res);
+        rc = g->fenced ? lkc_lock_fenced(g->c, key, value, lease, g->timeout, &res)
+                       : lkc_lock(g->c, key, value, lease, g->timeout, &res);
         break;
     case OP_RELEASE:
         rc = lkc_release(g->c, key, value, g->timeout, &res);
@@ -92,9 +96,9 @@ static int run_op(struct worker *w, enum op op, int key_no, lkc_term key, lkc_te
     }
     int64_t cmp = mono_ns();
     pthread_mutex_lock(&out_lock);
-    printf("op c%d %s %d %ld %lld %lld %lld %d %d %d\n", w->id, op_names[op], key_no, w->seq,
-           (long long)(op == OP_RELEASE ? 0 : lease), (long long)inv, (long long)cmp, rc,
-           res.votes, res.commits);
+    printf("op c%d %s %d %ld %lld %lld %lld %d %d %d %llu\n", w->id, op_names[op], key_no,
+           w->seq, (long long)(op == OP_RELEASE ? 0 : lease), (long long)inv, (long long)cmp, rc,
+           res.votes, res.commits, (unsigned long long)(rc ? 0 : res.token));
     fflush(stdout);
     pthread_mutex_unlock(&out_lock);
     return rc;
@@ -179,6 +183,7 @@ static void usage(FILE *f)
         "  --listen ADDR     distribution listen address   --ticktime S (default 60)\n"
         "  --threads N (4)   --keys K (4)   --lease-min MS (600)   --lease-max MS (1500)\n"
         "  --timeout MS (400) per call phase   --seed S\n"
+        "  --fenced 0|1      locks with fencing tokens (every master lockerd)\n"
         "Runs lock/extend/release/probe cycles until \"stop\" on stdin; one line\n"
         "per operation on stdout.\n");
 }
@@ -206,6 +211,7 @@ static int parse(int argc, char **argv, struct lkc_opts *o, struct cfg *g, int *
         else if (!strcmp(a, "--lease-max")) g->lease_max = atoll(v);
         else if (!strcmp(a, "--timeout")) g->timeout = atoll(v);
         else if (!strcmp(a, "--seed")) g->seed = (unsigned)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--fenced")) g->fenced = atoi(v) != 0;
         else return -1;
     }
     if (!o->masters || !o->node_name || *threads < 1 || g->keys < 1 || g->lease_min < 1 ||

@@ -54,6 +54,17 @@
 %%    by a partition) before reading every master's table: a lease still
 %%    there outlived its length (`stale_lease`).
 %%
+%% 4. Fencing tokens. An acknowledged op may carry `token` (a fenced lock
+%%    of an all-lockerd run). Such a token was committed by W masters
+%%    before the op was acknowledged, and every later acquisition of the
+%%    key needs W votes, one of them from a master that already holds a
+%%    counter at least that large. So for two acknowledged ops X and Y of
+%%    a key, both with tokens, X completed before Y was invoked
+%%    (X.cmp < Y.inv) implies Y.token > X.token: otherwise `stale_token`.
+%%    This covers successive holders (a later holder's token is larger)
+%%    and any acknowledged op carrying a token below one acknowledged
+%%    before it.
+%%
 %% Availability: acknowledged / attempted lock, extend and release
 %% operations, overall and by the fault in force at the invoke time: a
 %% fault counts from its start until its `tail` (or the input's) after it
@@ -79,10 +90,11 @@ check(In, _Opts) ->
     Faults = maps:get(faults, In, []),
     Windows = windows(Ops),
     Violations = mutual_exclusion(Windows) ++ lost_releases(Ops)
-        ++ stale_leases(maps:get(final, In, skipped)),
+        ++ stale_leases(maps:get(final, In, skipped)) ++ stale_tokens(Ops),
     #{ops => length(Ops),
       counts => counts(Ops),
       holders => length([W || {_, _, Segs} = W <- Windows, Segs =/= []]),
+      tokens => length([O || #{result := ok, token := _} = O <- Ops]),
       violations => Violations,
       availability => availability(Ops, Faults, maps:get(tail, In, 0)),
       faults => fault_counts(Faults),
@@ -163,6 +175,38 @@ first_before(Releases, T) ->
     end.
 
 %%--------------------------------------------------------------------
+%% Rule 4: fencing tokens
+
+%% Per key: the ops in invoke order, each checked against the largest
+%% token of the ops completed before its invoke (a sweep over both orders).
+stale_tokens(Ops) ->
+    Fenced = group(fun(#{key := K}) -> K end, [O || #{result := ok, token := _} = O <- Ops]),
+    lists:append([key_tokens(K, KOps) || {K, KOps} <- Fenced]).
+
+key_tokens(Key, KOps) ->
+    ByInv = lists:sort(fun(#{inv := A}, #{inv := B}) -> A =< B end, KOps),
+    ByCmp = lists:sort(fun(#{cmp := A}, #{cmp := B}) -> A =< B end, KOps),
+    sweep(Key, ByInv, ByCmp, none, []).
+
+%% Max: the op with the largest token among those completed so far.
+sweep(_Key, [], _Done, _Max, Acc) ->
+    lists:reverse(Acc);
+sweep(Key, [#{inv := Inv} = Y | Rest], [#{cmp := C} = X | Done], Max, Acc) when C < Inv ->
+    sweep(Key, [Y | Rest], Done, larger(X, Max), Acc);
+sweep(Key, [Y | Rest], Done, Max, Acc) ->
+    Acc1 = case Max of
+               #{token := TX} = X when map_get(token, Y) =< TX ->
+                   [{stale_token, #{key => Key, earlier => X, later => Y}} | Acc];
+               _ ->
+                   Acc
+           end,
+    sweep(Key, Rest, Done, Max, Acc1).
+
+larger(X, none) -> X;
+larger(#{token := TX} = X, #{token := TM}) when TX > TM -> X;
+larger(_, Max) -> Max.
+
+%%--------------------------------------------------------------------
 %% Rule 3: stale leases
 
 stale_leases(skipped) ->
@@ -211,14 +255,14 @@ fault_counts(Faults) ->
 
 %% Lines (iodata) describing a report.
 format_report(#{ops := N, counts := C, holders := H, violations := Vs,
-                availability := Av, faults := F, final_checked := Final}) ->
+                availability := Av, faults := F, final_checked := Final} = Report) ->
     Count = fun(Op, R) -> maps:get({Op, R}, C, 0) end,
     OpLine = fun(Op) ->
                      io_lib:format("  ~-8s ~6b ok ~6b failed ~4b unknown~n",
                                    [Op, Count(Op, ok), Count(Op, fail), Count(Op, unknown)])
              end,
-    [io_lib:format("  ~b ops, ~b acknowledged holders; faults: ~s~n",
-                   [N, H, fault_summary(F)]),
+    [io_lib:format("  ~b ops, ~b acknowledged holders, ~b fencing tokens; faults: ~s~n",
+                   [N, H, maps:get(tokens, Report, 0), fault_summary(F)]),
      [OpLine(Op) || Op <- [lock, extend, release, probe]],
      io_lib:format("  availability: ~s~n", [availability_line(Av)]),
      io_lib:format("  by op: ~s~n",
@@ -249,6 +293,12 @@ format_violation({Kind, #{key := K, first := [A, B], overlapping_segments := NS}
 format_violation({lost_release, #{key := K, value := V, release := {RI, RC}, probe := {PI, PC}}}) ->
     io_lib:format("lost_release: key ~0p value ~0p released [~s, ~s] but a probe extend "
                   "[~s, ~s] still got W votes", [K, V, ms(RI), ms(RC), ms(PI), ms(PC)]);
+format_violation({stale_token, #{key := K, earlier := X, later := Y}}) ->
+    io_lib:format("stale_token: key ~0p: ~s ~0p acknowledged at ~s with token ~b, then ~s ~0p "
+                  "invoked at ~s got token ~b", [K, maps:get(op, X), maps:get(value, X),
+                                                 ms(maps:get(cmp, X)), maps:get(token, X),
+                                                 maps:get(op, Y), maps:get(value, Y),
+                                                 ms(maps:get(inv, Y)), maps:get(token, Y)]);
 format_violation({stale_lease, #{node := N, key := K, value := V}}) ->
     io_lib:format("stale_lease: ~s still holds ~0p = ~0p after every lease ran out", [N, K, V]).
 

@@ -181,3 +181,37 @@ fault_tail_test() ->
     ?assertEqual({0, 1}, maps:get(none, Av1)),
     #{availability := Av2} = check(Ops, #{faults => [Kill#{tail => 60000}], tail => 10000}),
     ?assertEqual({0, 1}, maps:get(kill, Av2)).
+
+%% Rule 4: fencing tokens.
+
+flock(C, V, Inv, Cmp, T) -> (lock(C, V, Inv, Cmp, ok))#{token => T}.
+
+tokens_increase_test() ->
+    ?assertEqual([], kinds(check([flock(a, a1, 0, 1000, 10),
+                                  release(a, a1, 5000, 6000, ok),
+                                  flock(b, b1, 7000, 8000, 11),
+                                  flock(c, c1, 200000, 201000, 30)]))).
+
+%% Concurrent attempts (one not completed before the other began) may
+%% carry any tokens; failed and unknown ops carry none.
+concurrent_tokens_test() ->
+    ?assertEqual([], kinds(check([flock(a, a1, 0, 5000, 10),
+                                  flock(b, b1, 4000, 300000, 9),
+                                  (lock(c, c1, 400000, 401000, unknown))#{token => 1}]))).
+
+stale_token_test() ->
+    R = check([flock(a, a1, 0, 1000, 10), release(a, a1, 5000, 6000, ok),
+               flock(b, b1, 200000, 201000, 10)]),
+    ?assertEqual([stale_token], kinds(R)),
+    [{stale_token, #{earlier := #{value := a1}, later := #{value := b1}}}] =
+        maps:get(violations, R),
+    %% a token below the largest acknowledged so far, not only the last one
+    ?assertEqual([stale_token], kinds(check([flock(a, a1, 0, 1000, 50),
+                                             flock(b, b1, 200000, 201000, 60),
+                                             flock(c, c1, 400000, 401000, 55)]))).
+
+stale_token_report_test() ->
+    R = check([flock(a, a1, 0, 1000, 10), flock(b, b1, 200000, 201000, 3)]),
+    Text = lists:flatten(faults_check:format_report(R)),
+    ?assertNotEqual(nomatch, string:find(Text, "stale_token: key k")),
+    ?assertNotEqual(nomatch, string:find(Text, "2 fencing tokens")).

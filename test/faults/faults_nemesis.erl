@@ -193,9 +193,18 @@ kill_restart(Ids, #{handles := Hs} = Ctx) ->
 restart(Ids, #{handles := Hs, meta := Meta, env := Env} = Ctx) ->
     Hs1 = lists:foldl(fun(Id, Acc) ->
                               Spec = spec(maps:get(Id, Acc)),
+                              lose_state(Spec, Ctx),
                               Acc#{Id := faults_nodes:start_master(Spec, Meta, Env)}
                       end, Hs, Ids),
     Ctx#{handles := Hs1}.
+
+%% Unsafe mode also restarts lockerd masters as if their disk had been
+%% replaced: the state file is gone, so are the fencing epochs, and the
+%% checker must see tokens go back (faults_check rule 4).
+lose_state(#{kind := lockerd, state_file := File}, #{unsafe := true}) when is_list(File) ->
+    file:delete(File);
+lose_state(_Spec, _Ctx) ->
+    ok.
 
 downtime(_H, #{unsafe := true}) ->
     rand_between(50, 300);

@@ -38,7 +38,7 @@ main() ->
                maps:get(timeout, Env), maps:get(keys, Env), maps:get(seed, Env)]),
     io:format("faults: lockerd ~s; ~s~n", [maps:get(lockerd_bin, Env), restart_note(Env)]),
     Results = [run(I, length(Runs), R, Env) || {I, R} <- lists:zip(lists:seq(1, length(Runs)), Runs)],
-    halt_with(summary(Results)).
+    halt_with(summary(Results, Env)).
 
 mode_note(#{mode := loopback}) ->
     " (no network namespaces here: every node on 127.0.0.1; partitions skipped)";
@@ -148,8 +148,14 @@ run(RunNo, Total, {N, Kind}, Env) ->
               [RunNo, Total, N, Kind, W, maps:get(seconds, Env)]),
     [io:format("   ~s ~s~s~n", [Node, K, restart_desc(S)]) || #{node := Node, kind := K} = S <- Specs],
     Label = lists:flatten(io_lib:format("~b masters, ~s", [N, Kind])),
+    %% What an unsafe (control) run must show the checker finding: two
+    %% holders at once always; stale tokens where the C clients lock with
+    %% tokens (every master lockerd) and restarts lose the state file.
+    Expect = [mutual_exclusion]
+        ++ [stale_token || Kind =:= lockerd, maps:get(cclient, Env) =/= "",
+                           maps:get(c_threads, Env) > 0],
     try run_masters(RunNo, Specs, {W, Masters}, Env1) of
-        Result -> Result#{label => Label}
+        Result -> Result#{label => Label, expect => Expect}
     catch
         throw:Reason ->
             io:format("   RUN BROKE: ~p~n", [Reason]),
@@ -163,7 +169,9 @@ restart_desc(#{quiet := 0}) -> ", restarts without quiet period";
 restart_desc(#{state_file := F}) -> ", state file " ++ F;
 restart_desc(_) -> ", no state file (kept down past every lease when killed)".
 
-run_masters(RunNo, Specs, Meta, Env) ->
+run_masters(RunNo, Specs, Meta, Env0) ->
+    %% Every master lockerd: the C clients' locks carry fencing tokens.
+    Env = Env0#{fenced => lists:all(fun(#{kind := K}) -> K =:= lockerd end, Specs)},
     Handles = start_masters(Specs, Meta, Env),
     try
         run_load(RunNo, Handles, Meta, Env)
@@ -358,7 +366,8 @@ start_cclient(RunNo, Tab, T0, {W, Masters}, Env, Seed) ->
             "--lease-min", integer_to_list(maps:get(lease_min, Env)),
             "--lease-max", integer_to_list(maps:get(lease_max, Env)),
             "--timeout", integer_to_list(maps:get(timeout, Env)),
-            "--seed", integer_to_list(Seed)],
+            "--seed", integer_to_list(Seed),
+            "--fenced", case maps:get(fenced, Env, false) of true -> "1"; false -> "0" end],
     Log = filename:join(maps:get(log_dir, Env), "cclient.log"),
     Exe = maps:get(cclient, Env),
     Parent = self(),
@@ -392,21 +401,23 @@ drain(Tab, Offset, T0) ->
     after 0 -> ok
     end.
 
-%% "op c<T> <op> <K> <Seq> <Lease> <InvNs> <CmpNs> <Rc> <Votes> <Commits>"
+%% "op c<T> <op> <K> <Seq> <Lease> <InvNs> <CmpNs> <Rc> <Votes> <Commits> <Token>"
 store_cline(Line, Tab, Offset, T0) ->
-    ["op", "c" ++ T, Op, K, Seq, Lease, Inv, Cmp, Rc, Votes, Commits] =
+    ["op", "c" ++ T, Op, K, Seq, Lease, Inv, Cmp, Rc, Votes, Commits, Token] =
         string:split(binary_to_list(Line), " ", all),
-    [Ti, Ki, Si, Li, Ii, Ci, Ri, Vi, Mi] =
-        [list_to_integer(X) || X <- [T, K, Seq, Lease, Inv, Cmp, Rc, Votes, Commits]],
+    [Ti, Ki, Si, Li, Ii, Ci, Ri, Vi, Mi, Tok] =
+        [list_to_integer(X) || X <- [T, K, Seq, Lease, Inv, Cmp, Rc, Votes, Commits, Token]],
     Us = fun(Ns) -> (Ns - Offset) div 1000 - T0 end,
     Result = case Ri of
                  0 -> ok;
                  -1001 -> fail;       % LKC_ENOQUORUM
+                 -1011 -> fail;       % LKC_ENOTOKEN: votes released, nothing written
                  _ -> unknown         % timeouts, connection errors
              end,
-    ets:insert(Tab, {{c, Ti}, #{client => {c, Ti}, op => list_to_atom(Op), key => {hot, Ki},
-                                value => {c, Ti, Si}, lease => Li, inv => Us(Ii), cmp => Us(Ci),
-                                result => Result, raw => {Ri, Vi, Mi}}}).
+    Fence = case Tok of 0 -> #{}; _ -> #{token => Tok} end,
+    ets:insert(Tab, {{c, Ti}, Fence#{client => {c, Ti}, op => list_to_atom(Op), key => {hot, Ki},
+                                     value => {c, Ti, Si}, lease => Li, inv => Us(Ii),
+                                     cmp => Us(Ci), result => Result, raw => {Ri, Vi, Mi}}}).
 
 stop_cclient(undefined) ->
     [];
@@ -432,7 +443,7 @@ write_history(RunNo, Ops, Faults, Final, Env) ->
              [io_lib:format("~0p.~n", [{final, Final}])]],
     ok = file:write_file(history_file(RunNo, Env), Lines).
 
-summary(Results) ->
+summary(Results, Env) ->
     Reports = [R || #{report := R} <- Results],
     N = lists:sum([maps:get(ops, R) || R <- Reports]),
     V = lists:sum([length(maps:get(violations, R)) || R <- Reports]),
@@ -456,9 +467,23 @@ summary(Results) ->
     Pct = case T of 0 -> 0.0; _ -> 100 * A / T end,
     io:format("faults: ~b ops, ~b violations, ~.1f% available~n", [N, V, Pct]),
     case {V, Broke, Reports} of
-        {0, [], [_ | _]} -> 0;
-        {_, [], [_ | _]} -> 1;
-        _ -> 2
+        {_, [_ | _], _} -> 2;
+        {_, _, []} -> 2;
+        _ when map_get(unsafe, Env) -> control_status(Results);
+        {0, _, _} -> 0;
+        _ -> 1
+    end.
+
+%% Unsafe runs check the checker: every run must show each kind of
+%% violation its setup makes possible (1: all found), else 3.
+control_status(Results) ->
+    Missing = [{L, K} || #{label := L, report := R, expect := Expect} <- Results,
+                         K <- Expect,
+                         not lists:keymember(K, 1, maps:get(violations, R))],
+    [io:format("faults: control: ~s showed no ~s violation~n", [L, K]) || {L, K} <- Missing],
+    case Missing of
+        [] -> 1;
+        _ -> 3
     end.
 
 halt_with(Status) ->
