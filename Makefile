@@ -191,7 +191,8 @@ bench-store: $(BUILD)/bench/store_bench
 # `make faults` runs 3 and 5 masters, all-lockerd and mixed, for a minute
 # each; `make faults-smoke` is the bounded run CI does; `make faults-check`
 # only the checker's unit tests; `make faults-control` restarts masters
-# without quiet period and passes only if the checker finds violations.
+# without quiet period (and lockerd masters without --release-on-exit) and
+# passes only if the checker finds the violations each makes possible.
 # The C client links the client library.
 build/faults/faults_cclient: test/faults/faults_cclient.c $(BINDIR)/liblocker.a client/locker.h
 	@mkdir -p $(dir $@)
@@ -209,3 +210,4 @@ faults-check:
 
 faults-control: all build/faults/faults_cclient
 	scripts/faults.sh --control
+	scripts/faults.sh --control-exit

@@ -65,6 +65,15 @@
 %%    and any acknowledged op carrying a token below one acknowledged
 %%    before it.
 %%
+%% 5. Holder exit (--release-on-exit). A holder process that dies while
+%%    holding is recorded as `exit` (its value is its pid): like a release
+%%    it ends the holder's window at its time, so rule 1 also proves that
+%%    no lease was released while its holder was alive. 300 ms after the
+%%    kill the client reads the key on every lockerd master it can reach
+%%    (`exit_probe`, result ok when none still holds the dead pid, fail
+%%    otherwise). A fail with no fault in force from the kill to the read
+%%    is `holder_not_released`: a master kept a dead holder's lease.
+%%
 %% Availability: acknowledged / attempted lock, extend and release
 %% operations, overall and by the fault in force at the invoke time: a
 %% fault counts from its start until its `tail` (or the input's) after it
@@ -90,7 +99,8 @@ check(In, _Opts) ->
     Faults = maps:get(faults, In, []),
     Windows = windows(Ops),
     Violations = mutual_exclusion(Windows) ++ lost_releases(Ops)
-        ++ stale_leases(maps:get(final, In, skipped)) ++ stale_tokens(Ops),
+        ++ stale_leases(maps:get(final, In, skipped)) ++ stale_tokens(Ops)
+        ++ unreleased_holders(Ops, Faults, maps:get(tail, In, 0)),
     #{ops => length(Ops),
       counts => counts(Ops),
       holders => length([W || {_, _, Segs} = W <- Windows, Segs =/= []]),
@@ -107,14 +117,14 @@ check(In, _Opts) ->
 %% already cut by releases and without empty ones.
 windows(Ops) ->
     ByHolder = group(fun(#{key := K, value := V}) -> {K, V} end,
-                     [O || #{op := Op} = O <- Ops, Op =/= probe]),
+                     [O || #{op := Op} = O <- Ops, Op =/= probe, Op =/= exit_probe]),
     [{K, V, holder_segments(HOps)} || {{K, V}, HOps} <- ByHolder].
 
 holder_segments(HOps) ->
     Segs = [{Op, Cmp, Inv + lease_us(O)}
             || #{op := Op, result := ok, inv := Inv, cmp := Cmp} = O <- HOps,
                Op =:= lock orelse Op =:= extend],
-    Releases = [Inv || #{op := release, inv := Inv} <- HOps],
+    Releases = [Inv || #{op := Op, inv := Inv} <- HOps, Op =:= release orelse Op =:= exit],
     Cut = lists:foldl(fun(R, Acc) -> [cut(S, R) || S <- Acc] end, Segs, Releases),
     [S || {_, Start, End} = S <- Cut, Start < End].
 
@@ -207,6 +217,21 @@ larger(#{token := TX} = X, #{token := TM}) when TX > TM -> X;
 larger(_, Max) -> Max.
 
 %%--------------------------------------------------------------------
+%% Rule 5: dead holders released
+
+unreleased_holders(Ops, Faults, Tail) ->
+    Intervals = lists:sort([{S, E + maps:get(tail, F, Tail), T}
+                            || #{type := T, start := S, stop := E} = F <- Faults]),
+    [{holder_not_released, #{key => K, value => V, exit => Inv, read => Cmp, raw => Raw}}
+     || #{op := exit_probe, result := fail, key := K, value := V, inv := Inv, cmp := Cmp,
+          raw := Raw} <- Ops,
+        fault_at(Inv, Intervals) =:= none, fault_at(Cmp, Intervals) =:= none,
+        no_fault_between(Inv, Cmp, Intervals)].
+
+no_fault_between(A, B, Intervals) ->
+    not lists:any(fun({S, _E, _T}) -> A =< S andalso S =< B end, Intervals).
+
+%%--------------------------------------------------------------------
 %% Rule 3: stale leases
 
 stale_leases(skipped) ->
@@ -228,7 +253,8 @@ availability(Ops, Faults, Tail) ->
                             || #{type := T, start := S, stop := E} = F <- Faults]),
     Zero = maps:from_list([{C, {0, 0}} || C <- [all | ?FAULT_TYPES]]),
     lists:foldl(
-      fun(#{op := Op, result := R, inv := Inv}, Acc) when Op =/= probe ->
+      fun(#{op := Op, result := R, inv := Inv}, Acc)
+            when Op =:= lock; Op =:= extend; Op =:= release ->
               Class = fault_at(Inv, Intervals),
               Add = fun({A, N}) -> {A + ok(R), N + 1} end,
               maps:update_with(Op, Add, {ok(R), 1},
@@ -258,12 +284,14 @@ format_report(#{ops := N, counts := C, holders := H, violations := Vs,
                 availability := Av, faults := F, final_checked := Final} = Report) ->
     Count = fun(Op, R) -> maps:get({Op, R}, C, 0) end,
     OpLine = fun(Op) ->
-                     io_lib:format("  ~-8s ~6b ok ~6b failed ~4b unknown~n",
+                     io_lib:format("  ~-10s ~6b ok ~6b failed ~4b unknown~n",
                                    [Op, Count(Op, ok), Count(Op, fail), Count(Op, unknown)])
              end,
     [io_lib:format("  ~b ops, ~b acknowledged holders, ~b fencing tokens; faults: ~s~n",
                    [N, H, maps:get(tokens, Report, 0), fault_summary(F)]),
      [OpLine(Op) || Op <- [lock, extend, release, probe]],
+     [OpLine(Op) || Op <- [exit, exit_probe], maps:is_key({Op, ok}, C) orelse
+                                               maps:is_key({Op, fail}, C)],
      io_lib:format("  availability: ~s~n", [availability_line(Av)]),
      io_lib:format("  by op: ~s~n",
                    [string:join([io_lib:format("~s ~s", [Op, pct(maps:get(Op, Av, {0, 0}))])
@@ -299,6 +327,10 @@ format_violation({stale_token, #{key := K, earlier := X, later := Y}}) ->
                                                  ms(maps:get(cmp, X)), maps:get(token, X),
                                                  maps:get(op, Y), maps:get(value, Y),
                                                  ms(maps:get(inv, Y)), maps:get(token, Y)]);
+format_violation({holder_not_released, #{key := K, value := V, exit := E, read := R,
+                                          raw := Raw}}) ->
+    io_lib:format("holder_not_released: key ~0p: holder ~0p killed at ~s, still held at ~s "
+                  "(~0p)", [K, V, ms(E), ms(R), Raw]);
 format_violation({stale_lease, #{node := N, key := K, value := V}}) ->
     io_lib:format("stale_lease: ~s still holds ~0p = ~0p after every lease ran out", [N, K, V]).
 

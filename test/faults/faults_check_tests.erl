@@ -215,3 +215,29 @@ stale_token_report_test() ->
     Text = lists:flatten(faults_check:format_report(R)),
     ?assertNotEqual(nomatch, string:find(Text, "stale_token: key k")),
     ?assertNotEqual(nomatch, string:find(Text, "2 fencing tokens")).
+
+%% Rule 5: holders that die are released.
+
+hexit(C, V, T) -> op(C, exit, k, V, 0, T, T, ok).
+hprobe(C, V, Inv, Cmp, R) -> (op(C, exit_probe, k, V, 0, Inv, Cmp, R))#{raw => []}.
+
+dead_holder_released_test() ->
+    ?assertEqual([], kinds(check([lock(a, pa, 0, 1000, ok), hexit(a, pa, 20000),
+                                  hprobe(a, pa, 20000, 320000, ok),
+                                  lock(b, pb, 30000, 31000, ok)]))).
+
+%% The exit ends the window: the next holder right after it is no overlap,
+%% but one before it is (released while alive).
+exit_ends_window_test() ->
+    ?assertEqual([mutual_exclusion], kinds(check([lock(a, pa, 0, 1000, ok),
+                                                  lock(b, pb, 10000, 11000, ok),
+                                                  hexit(a, pa, 20000)]))).
+
+dead_holder_kept_test() ->
+    Ops = [lock(a, pa, 0, 1000, ok), hexit(a, pa, 20000), hprobe(a, pa, 20000, 320000, fail)],
+    ?assertEqual([holder_not_released], kinds(check(Ops))),
+    %% under a fault (a partition: noconnection) keeping it is right
+    F = #{type => partition, desc => "x", start => 10000, stop => 400000},
+    ?assertEqual([], kinds(check(Ops, #{faults => [F], tail => 0}))),
+    F2 = F#{start => 100000},
+    ?assertEqual([], kinds(check(Ops, #{faults => [F2], tail => 0}))).

@@ -56,6 +56,7 @@ command(lockerd, #{node := Node, ip := Ip} = Spec, {W, Masters}, Env) ->
           "--masters", node_list(Masters), "-w", integer_to_list(W),
           "--net-ticktime", integer_to_list(maps:get(ticktime, Env)),
           "--listen", Ip, "--log-level", "info"]
+         ++ ["--release-on-exit" || maps:get(release_on_exit, Env, true)]
          ++ Opt(state_file, "--state-file") ++ Opt(quiet, "--quiet-period"));
 command(beam, #{node := Node} = Spec, {W, Masters}, Env) ->
     Eval = io_lib:format("faults_nodes:beam_master(~b, ~0p, ~0p, ~0p)",

@@ -78,6 +78,8 @@ env() ->
       seconds => int_env("FAULTS_SECONDS", 30),
       clients => int_env("FAULTS_CLIENTS", 6),
       c_threads => int_env("FAULTS_C_THREADS", 3),
+      mortals => int_env("FAULTS_MORTALS", 2),
+      release_on_exit => getenv("FAULTS_RELEASE_ON_EXIT", "1") =:= "1",
       keys => int_env("FAULTS_KEYS", 4),
       lease_min => int_env("FAULTS_LEASE_MIN", 600),
       lease_max => int_env("FAULTS_LEASE_MAX", 1500),
@@ -151,9 +153,13 @@ run(RunNo, Total, {N, Kind}, Env) ->
     %% What an unsafe (control) run must show the checker finding: two
     %% holders at once always; stale tokens where the C clients lock with
     %% tokens (every master lockerd) and restarts lose the state file.
-    Expect = [mutual_exclusion]
-        ++ [stale_token || Kind =:= lockerd, maps:get(cclient, Env) =/= "",
-                           maps:get(c_threads, Env) > 0],
+    %% Without --release-on-exit: dead holders' leases kept (rule 5).
+    Unsafe = maps:get(unsafe, Env),
+    Expect = [mutual_exclusion || Unsafe]
+        ++ [stale_token || Unsafe, Kind =:= lockerd, maps:get(cclient, Env) =/= "",
+                           maps:get(c_threads, Env) > 0]
+        ++ [holder_not_released || not maps:get(release_on_exit, Env),
+                                   maps:get(mortals, Env) > 0],
     try run_masters(RunNo, Specs, {W, Masters}, Env1) of
         Result -> Result#{label => Label, expect => Expect}
     catch
@@ -207,7 +213,9 @@ run_load(RunNo, Handles, {W, Masters} = Meta, Env) ->
     Stop = atomics:new(1, []),
     Seed = maps:get(seed, Env) + RunNo,
     Clients = [spawn_monitor(fun() -> client(Id, Tab, Stop, T0, Env, Seed) end)
-               || Id <- lists:seq(1, maps:get(clients, Env))],
+               || Id <- lists:seq(1, maps:get(clients, Env))]
+        ++ [spawn_monitor(fun() -> mortal(Id, Tab, Stop, T0, Env, Seed, lockerd_nodes(Handles)) end)
+            || Id <- lists:seq(101, 100 + maps:get(mortals, Env))],
     CClient = start_cclient(RunNo, Tab, T0, Meta, Env, Seed),
     Client = {client_ns(Env), maps:get(client_ip, Env)},
     Nemesis = faults_nemesis:start(#{handles => Handles, meta => Meta, env => Env, t0 => T0,
@@ -318,6 +326,74 @@ release_and_probe(C, Key, Value, Lease) ->
         ok -> op(C, probe, Key, Value, Lease);
         _ -> ok
     end.
+
+%%--------------------------------------------------------------------
+%% Mortal holders (faults_check rule 5): a process locks a key with
+%% its own pid as the value; half of the holders that get it are killed
+%% while holding (recorded as `exit`), and 300 ms later every lockerd
+%% master reachable is asked whether it still holds the dead pid
+%% (`exit_probe`); the others release as usual.
+
+lockerd_nodes(Handles) ->
+    [Node || #{kind := lockerd, node := Node} <- maps:values(Handles)].
+
+mortal(Id, Tab, Stop, T0, Env, Seed, Lockerds) ->
+    rand:seed(exsss, {Seed, Id, 5}),
+    C = #{id => Id, tab => Tab, stop => Stop, t0 => T0, env => Env},
+    mortal_loop(C, Lockerds).
+
+mortal_loop(#{stop := Stop} = C, Lockerds) ->
+    case atomics:get(Stop, 1) of
+        1 -> ok;
+        0 -> mortal_cycle(C, Lockerds), mortal_loop(C, Lockerds)
+    end.
+
+mortal_cycle(#{env := Env, tab := Tab, id := Id, t0 := T0} = C, Lockerds) ->
+    %% keys of their own (the hot keys' contention would leave few holders
+    %% to kill), shared by the mortal clients
+    Key = {mortal, rand:uniform(maps:get(keys, Env))},
+    Lease = between(maps:get(lease_min, Env), maps:get(lease_max, Env)),
+    Parent = self(),
+    {P, Ref} = spawn_monitor(fun() ->
+                                     R = op(C, lock, Key, self(), Lease),
+                                     Parent ! {locked, self(), R},
+                                     case R of
+                                         ok -> receive release -> ok end,
+                                               release_and_probe(C, Key, self(), Lease);
+                                         unknown -> release_and_probe(C, Key, self(), Lease);
+                                         fail -> ok
+                                     end
+                             end),
+    receive
+        {locked, P, ok} ->
+            timer:sleep(between(0, Lease div 3)),
+            case rand:uniform(2) of
+                1 ->
+                    Now = erlang:monotonic_time(microsecond) - T0,
+                    exit(P, kill),
+                    receive {'DOWN', Ref, process, P, _} -> ok end,
+                    record(Tab, Id, #{op => exit, key => Key, value => P, lease => 0,
+                                      inv => Now, cmp => Now, result => ok, raw => killed}),
+                    timer:sleep(300),
+                    Held = [{N, catch gen_server:call({locker, N}, {dirty_read, Key}, 500)}
+                            || N <- Lockerds],
+                    Read = erlang:monotonic_time(microsecond) - T0,
+                    Kept = [N || {N, {ok, V}} <- Held, V =:= P],
+                    record(Tab, Id, #{op => exit_probe, key => Key, value => P, lease => 0,
+                                      inv => Now, cmp => Read,
+                                      result => case Kept of [] -> ok; _ -> fail end,
+                                      raw => Kept});
+                2 ->
+                    P ! release,
+                    receive {'DOWN', Ref, process, P, _} -> ok end
+            end;
+        {locked, P, _} ->
+            receive {'DOWN', Ref, process, P, _} -> ok end,
+            timer:sleep(between(100, 400))
+    end.
+
+record(Tab, Id, Op) ->
+    ets:insert(Tab, {Id, Op#{client => {e, Id}}}).
 
 %% Run one operation through lkr and record it; returns its result.
 op(#{id := Id, tab := Tab, t0 := T0, env := #{timeout := T}}, Op, Key, Value, Lease) ->
@@ -469,7 +545,8 @@ summary(Results, Env) ->
     case {V, Broke, Reports} of
         {_, [_ | _], _} -> 2;
         {_, _, []} -> 2;
-        _ when map_get(unsafe, Env) -> control_status(Results);
+        _ when map_get(unsafe, Env); not map_get(release_on_exit, Env) ->
+            control_status(Results);
         {0, _, _} -> 0;
         _ -> 1
     end.
