@@ -176,6 +176,13 @@ fuzz-smoke:
 bench: all
 	bench/run.sh
 
+# The default eager push's cost on writes with a replica attached
+# (bench/eager_cost.sh): C-client pairs against 3 masters + 1 replica,
+# eager vs --no-eager-push.
+.PHONY: bench-eager
+bench-eager: all
+	bench/eager_cost.sh
+
 # The lease store alone (bench/store_bench.c): bytes per lease and ns per
 # operation at 100k and 1M leases, and the longest reclaim step of a mass
 # expiry. STORE_BENCH_SIZES=n1,n2 changes the lease counts.
