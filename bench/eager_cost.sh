@@ -26,7 +26,7 @@ pass() {
     local label=$1; shift
     local pids=()
     for n in m1 m2 m3 r; do
-"$repo/bin/lockerd" -sname "$tag$n" -setcookie "$cookie" --masters "$masters" \
+        "$repo/bin/lockerd" -sname "$tag$n" -setcookie "$cookie" --masters "$masters" \
             --replicas "${tag}r@$host" -w 2 --state-file none "$@" >"$out/$n.log" 2>&1 &
         pids+=($!)
         echo "$! $repo/bin/lockerd" >>"$out/pids"
