@@ -27,10 +27,24 @@ start_link(W) ->
 
 %% {ok, Pid}, linked to the caller. The server starts with no masters and
 %% no replicas, as the library's does, until set_nodes/3.
+%%
+%% Suites written for the library start it with rpc:call(Node, locker,
+%% start_link, [W]). That idiom comes from the rpc of older OTP releases,
+%% whose worker process exited normally; since OTP 23 rpc:call runs the
+%% function in an erpc process that exits with the result as its reason,
+%% which would take a linked server down with it the moment the call
+%% returns. So a server started from such a process is unlinked from it:
+%% the node keeps its `locker`, as those suites expect and as lockerd does
+%% (docs/protocol.md section 5).
 start_link(W, LeaseExpireInterval, LockExpireInterval, PushTransInterval) ->
-    lkr_server:start_link(W, [], [], [{lease_expire_interval, LeaseExpireInterval},
-                                      {lock_expire_interval, LockExpireInterval},
-                                      {push_interval, PushTransInterval}]).
+    Started = lkr_server:start_link(W, [], [], [{lease_expire_interval, LeaseExpireInterval},
+                                                {lock_expire_interval, LockExpireInterval},
+                                                {push_interval, PushTransInterval}]),
+    case {Started, erlang:process_info(self(), initial_call)} of
+        {{ok, Pid}, {initial_call, {erpc, execute_call, _}}} -> unlink(Pid);
+        _ -> ok
+    end,
+    Started.
 
 lock(Key, Value) -> lkr:lock(Key, Value).
 lock(Key, Value, LeaseLength) -> lkr:lock(Key, Value, LeaseLength).
