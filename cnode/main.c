@@ -64,10 +64,13 @@ static void usage(FILE *f)
         "  -w N                   write quorum (default: majority of --masters, or 1)\n"
         "  --masters A@H,B@H      initial master nodes (meta, as set_nodes sets it)\n"
         "  --replicas A@H,...     initial replica nodes\n"
-        "  --push-interval MS     transaction log push interval (default 100)\n"
-        "  --eager-push           also push at the end of every loop iteration that\n"
-        "                         accepted writes (replicas see writes within about\n"
-        "                         a round trip; the interval push stays)\n"
+        "  --push-interval MS     transaction-log batch interval for backlog and\n"
+        "                         retries (default 100)\n"
+        "  --no-eager-push        do not send each write's log entry to the replicas\n"
+        "                         before its commit reply (the default does, so a\n"
+        "                         replica that gets the reply has the entry); then\n"
+        "                         replicas see writes at the next interval push\n"
+        "  --eager-push           the default (accepted for old scripts)\n"
         "  --net-ticktime SECS    like -kernel net_ticktime (default 60); also\n"
         "                         accepted as: -kernel net_ticktime SECS\n"
         "  --max-frame BYTES      largest frame accepted (default 16777216)\n"
@@ -196,8 +199,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             printf("lockerd %s\n", LOCKERD_VERSION);
             exit(0);
         }
-        if (!strcmp(a, "--eager-push")) {
-            o->eager_push = 1;
+        if (!strcmp(a, "--eager-push") || !strcmp(a, "--no-eager-push")) {
+            o->eager_push = a[2] == 'e';
             continue;
         }
         if (!strcmp(a, "-kernel") && i + 2 < argc && !strcmp(argv[i + 1], "net_ticktime")) {
@@ -335,6 +338,7 @@ int main(int argc, char **argv)
 {
     struct opts o = {
         .push_interval_ms = 100,
+        .eager_push = 1,
         .max_frame = 16u << 20,
         .max_out = 256u << 20,
         .max_conns = 4096,

@@ -145,6 +145,12 @@ int node_exit(struct node *n, struct term pid)
     return 0;
 }
 
+int node_is_alive(const struct node *n, struct term pid)
+{
+    const struct proc *p = proc_by_pid(n, pid);
+    return p && p->fn;
+}
+
 int node_make_pid(struct node *n, struct buf *out)
 {
     return enc_pid(out, n->name, n->next_pid++, 0, n->creation);

@@ -83,6 +83,8 @@ int node_whereis(const struct node *n, const char *name, struct term *pid); /* 0
 /* The process pid exits: its name is freed, messages to it are dropped,
  * monitors on it get noproc. */
 int node_exit(struct node *n, struct term pid);
+/* 1 if pid is a live local process (spawned, not exited), else 0. */
+int node_is_alive(const struct node *n, struct term pid);
 /* A fresh pid of this node with no process behind it (short-lived rpc
  * executors: messages to it are dropped, as to a dead process). */
 int node_make_pid(struct node *n, struct buf *out);

@@ -179,16 +179,12 @@ int repl_log(struct repl *rp, struct term entry)
 
 size_t repl_log_len(const struct repl *rp) { return rp->nlog; }
 
-static int repl_eager_hook(struct loop *l, void *ud)
+void repl_drop_log(struct repl *rp)
 {
-    (void)l;
-    struct repl *rp = ud;
-    if (rp->cfg.eager && rp->nlog)
-        repl_push(rp);
-    return 0;
+    buf_reset(&rp->log);
+    rp->nlog = 0;
 }
 
-void repl_set_eager(struct repl *rp, int on) { rp->cfg.eager = on != 0; }
 
 static void repl_on_conn(void *ud, struct conn *c, int up)
 {
@@ -242,8 +238,7 @@ struct repl *repl_new(struct node *n, struct term from_pid, const struct repl_cf
     rp->cfg = *cfg;
     buf_init(&rp->log);
     buf_init(&rp->msg);
-    if (node_subscribe(n, repl_on_conn, rp) ||
-        loop_hook_add(node_loop(n), repl_eager_hook, rp)) {
+    if (node_subscribe(n, repl_on_conn, rp)) {
         free(rp);
         return NULL;
     }

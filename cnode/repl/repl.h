@@ -13,11 +13,9 @@
  * bytes: when a new batch does not fit, the oldest batches are dropped and
  * a log line says how many entries that replica lost.
  *
- * Eager mode pushes at the end of each loop iteration that logged
- * anything: the writes of one iteration (one read batch from every peer)
- * leave as one trans_log message per replica, so a replica sees a write
- * about one network round trip after the master accepted it, while a busy
- * master still sends few, large messages.
+ * The server may also push right after logging a write (its eager push,
+ * the default): the entry is then queued to each connected replica ahead
+ * of the commit reply, so the reply never overtakes it.
  */
 #ifndef LOCKERD_REPL_H
 #define LOCKERD_REPL_H
@@ -30,8 +28,6 @@
 struct repl_cfg {
     int64_t push_interval_ms; /* 100 */
     size_t max_backlog;       /* bytes per replica */
-    int eager;                /* also push at the end of every loop
-                                 iteration that logged writes */
 };
 
 struct repl;
@@ -45,7 +41,7 @@ int repl_log(struct repl *r, struct term entry);
 /* Push now (the periodic job, or push_trans_log). */
 void repl_push(struct repl *r);
 size_t repl_log_len(const struct repl *r);
-/* Turn the eager push on or off at run time. */
-void repl_set_eager(struct repl *r, int on);
+/* Forget the entries logged since the last push (the server restarted). */
+void repl_drop_log(struct repl *r);
 
 #endif

@@ -45,6 +45,7 @@ struct wait {
     apply_done_fn done;
     void *ud;
     struct loop_timer timer;
+    struct buf reason;   /* the exit reason at the timeout, built at start */
 };
 
 /* A coordinated call in flight: owns copies of what it needs later. */
@@ -166,6 +167,87 @@ static int f_whereis(struct apply *a, const struct call *c)
     return enc_atom(&a->out, "undefined");
 }
 
+/* ---- the locker process's life, as test suites drive it ---- */
+
+static int arg_int(struct term t, int64_t *v)
+{
+    size_t pos = 0;
+    return term_get_int64(t.p, t.len, &pos, v);
+}
+
+
+static int pid_arg(struct term t)
+{
+    int tag = term_peek(t.p, t.len, 0);
+    return tag == TT_NEW_PID || tag == TT_PID;
+}
+
+/* locker:start_link(W) / start_link(W, LeaseExpire, LockExpire, Push):
+ * {ok, Pid}. The server runs from boot, so on a live one this sets W and
+ * the push interval; after erlang:exit/2 it starts a fresh one. */
+static int f_start_link(struct apply *a, const struct call *c)
+{
+    int64_t w, iv[3] = {0, 0, 0};
+    if (arg_int(c->args[0], &w) || w < 1 || w > 1000000)
+        return -EINVAL;
+    for (uint32_t i = 1; i < c->n; i++)
+        if (arg_int(c->args[i], &iv[i - 1]) || iv[i - 1] < 1 || iv[i - 1] > 86400000)
+            return -EINVAL;
+    int rc = server_start(a->server, (int)w, c->n == 4 ? &iv[2] : NULL);
+    if (rc)
+        return rc;
+    rc = enc_tuple(&a->out, 2);
+    if (!rc) rc = enc_atom(&a->out, "ok");
+    return rc ? rc : enc_raw(&a->out, server_pid(a->server));
+}
+
+/* erlang:exit(Pid, Reason): true. An exit signal other than `normal` to
+ * the locker process kills it (it does not trap exits); lockerd's other
+ * processes are not ended this way. */
+static int f_exit(struct apply *a, const struct call *c)
+{
+    if (!pid_arg(c->args[0]))
+        return -EBADMSG;
+    if (!term_is_atom(c->args[1].p, c->args[1].len, 0, "normal") && server_alive(a->server) &&
+        term_eq(c->args[0], server_pid(a->server)))
+        server_kill(a->server, "erlang:exit/2 by rpc");
+    return enc_atom(&a->out, "true");
+}
+
+static int f_is_process_alive(struct apply *a, const struct call *c)
+{
+    char nd[CTRL_NAME_MAX];
+    if (!pid_arg(c->args[0]) || ctrl_term_node(c->args[0], nd, sizeof nd) ||
+        strcmp(nd, node_name(a->node)) != 0)
+        return -EBADMSG; /* like the BIF: badarg for a pid of another node */
+    return enc_atom(&a->out, node_is_alive(a->node, c->args[0]) ? "true" : "false");
+}
+
+static int is_ref(struct term t)
+{
+    int tag = term_peek(t.p, t.len, 0);
+    return tag == TT_NEWER_REF || tag == TT_NEW_REF;
+}
+
+/* timer:cancel(TRef): {ok, cancel} for any timer handle (as timer does for
+ * one that already ended), stopping the job if it is one of the locker
+ * server's; {error, badarg} for anything else. */
+static int f_timer_cancel(struct apply *a, const struct call *c)
+{
+    struct term t = c->args[0], kind, ref;
+    size_t pos = 0;
+    uint32_t ar;
+    if (term_get_tuple(t.p, t.len, &pos, &ar) || ar != 2 || term_next(t.p, t.len, &pos, &kind) ||
+        term_next(t.p, t.len, &pos, &ref) ||
+        !is_ref(ref) ||
+        !(term_is_atom(kind.p, kind.len, 0, "interval") ||
+          term_is_atom(kind.p, kind.len, 0, "once") ||
+          term_is_atom(kind.p, kind.len, 0, "instant")))
+        return enc_atom_pair(&a->out, "error", "badarg");
+    server_cancel_job(a->server, ref);
+    return enc_atom_pair(&a->out, "ok", "cancel");
+}
+
 /* ---- coordinated functions ---- */
 
 static int64_t now_us(void)
@@ -238,10 +320,29 @@ static void lag_release(struct pending *pd)
         on_coord_done(pd, NULL);
 }
 
+/* set_nodes/3, set_w/2: `ok` when every node answered; else the library's
+ * {_, []} = multi_call(...) match fails: error {badmatch, {Replies, Bad}}. */
+static int enc_cluster_result(struct buf *b, const struct coord_result *r)
+{
+    if (!r->nbad)
+        return enc_atom(b, "ok") ? -ENOMEM : APPLY_RETURN;
+    int rc = enc_tuple(b, 2);
+    if (!rc) rc = enc_atom(b, "badmatch");
+    if (!rc) rc = enc_result(b, r);
+    return rc ? -ENOMEM : APPLY_ERROR;
+}
+
 static void on_coord_done(void *ud, const struct coord_result *r)
 {
     struct pending *pd = ud;
     struct apply *a = pd->a;
+    if (r && r->op == COORD_MULTI_CALL) {
+        buf_reset(&a->out);
+        int rc = enc_cluster_result(&a->out, r);
+        pd->done(pd->ud, rc, (struct term){a->out.data, (uint32_t)a->out.len});
+        pending_free(pd);
+        return;
+    }
     if (pd->lag == 1) {
         if (enc_result(&pd->lock_result, r) == 0) {
             lag_release(pd);
@@ -265,12 +366,6 @@ static void on_coord_done(void *ud, const struct coord_result *r)
     }
     pd->done(pd->ud, rc, (struct term){a->out.data, (uint32_t)a->out.len});
     pending_free(pd);
-}
-
-static int arg_int(struct term t, int64_t *v)
-{
-    size_t pos = 0;
-    return term_get_int64(t.p, t.len, &pos, v);
 }
 
 static struct pending *pending_new(struct apply *a, apply_done_fn done, void *ud)
@@ -352,6 +447,9 @@ static char **atom_list(struct term t, size_t *n)
 static int f_cluster_call(struct apply *a, const struct call *c, apply_done_fn done, void *ud)
 {
     size_t n;
+    int64_t w;
+    if (c->n == 2 && arg_int(c->args[1], &w))
+        return -EINVAL; /* set_w(Cluster, W) when is_integer(W) */
     char **nodes = atom_list(c->args[0], &n);
     if (!nodes)
         return -EINVAL;
@@ -412,12 +510,21 @@ static struct wait *wait_take(struct apply *a, uint64_t id)
     return NULL;
 }
 
-static void wait_finish(struct wait *w, struct buf *out)
+static void wait_free(struct wait *w)
 {
-    w->done(w->ud, 0, (struct term){out->data, (uint32_t)out->len});
+    buf_free(&w->reason);
     free(w);
 }
 
+static void wait_finish(struct wait *w, int rc, struct buf *out)
+{
+    w->done(w->ud, rc, (struct term){out->data, (uint32_t)out->len});
+    wait_free(w);
+}
+
+/* The library's caller is in gen_server:call(locker, Req, Timeout): at
+ * the timeout it exits with {timeout, {gen_server, call, [locker, Req,
+ * Timeout]}}, which rpc reports as {badrpc, {'EXIT', Reason}}. */
 static void wait_timeout(struct loop *l, struct loop_timer *t)
 {
     (void)l;
@@ -425,11 +532,25 @@ static void wait_timeout(struct loop *l, struct loop_timer *t)
     struct apply *a = w->a;
     if (wait_take(a, w->id) != w)
         return;
-    buf_reset(&a->out);
-    if (enc_atom_pair(&a->out, "error", "timeout") == 0)
-        wait_finish(w, &a->out);
-    else
-        free(w);
+    wait_finish(w, APPLY_EXIT, &w->reason);
+}
+
+/* {timeout, {gen_server, call, [locker, {Kind, Key, Timeout}, Timeout]}} */
+static int enc_wait_reason(struct buf *b, const char *kind, struct term key, struct term timeout)
+{
+    int rc = enc_tuple(b, 2);
+    if (!rc) rc = enc_atom(b, "timeout");
+    if (!rc) rc = enc_tuple(b, 3);
+    if (!rc) rc = enc_atom(b, "gen_server");
+    if (!rc) rc = enc_atom(b, "call");
+    if (!rc) rc = enc_list(b, 3);
+    if (!rc) rc = enc_atom(b, "locker");
+    if (!rc) rc = enc_tuple(b, 3);
+    if (!rc) rc = enc_atom(b, kind);
+    if (!rc) rc = enc_raw(b, key);
+    if (!rc) rc = enc_raw(b, timeout);
+    if (!rc) rc = enc_raw(b, timeout);
+    return rc ? rc : enc_nil(b);
 }
 
 /* Server waker: {ok, Value} for wait_for, {ok, released} for release. */
@@ -449,9 +570,9 @@ static void wait_woken(void *ud, uint64_t id, int kind, struct term value)
         rc = enc_atom_pair(&a->out, "ok", "released");
     }
     if (rc)
-        free(w);
+        wait_free(w);
     else
-        wait_finish(w, &a->out);
+        wait_finish(w, APPLY_RETURN, &a->out);
 }
 
 static int arg_timeout(struct term t, int64_t *ms)
@@ -463,8 +584,8 @@ static int arg_timeout(struct term t, int64_t *ms)
     return arg_int(t, ms) || *ms < 0 ? -EINVAL : 0;
 }
 
-static int wait_start(struct apply *a, struct term key, int kind, int64_t timeout_ms,
-                      apply_done_fn done, void *ud)
+static int wait_start(struct apply *a, struct term key, struct term timeout, int kind,
+                      int64_t timeout_ms, apply_done_fn done, void *ud)
 {
     struct wait *w = calloc(1, sizeof *w);
     if (!w)
@@ -472,12 +593,16 @@ static int wait_start(struct apply *a, struct term key, int kind, int64_t timeou
     int64_t now = loop_now(node_loop(a->node));
     int64_t deadline = timeout_ms < 0 ? CLOCK_NEVER : clock_add(now, timeout_ms);
     *w = (struct wait){.a = a, .id = ++a->next_wait, .kind = kind, .done = done, .ud = ud};
+    buf_init(&w->reason);
     loop_timer_init(&w->timer, wait_timeout, w);
-    int rc = server_wait(a->server, key, kind, deadline, w->id);
+    int rc = enc_wait_reason(&w->reason, kind == STORE_WAIT_FOR ? "wait_for" : "wait_for_release",
+                             key, timeout);
+    if (!rc)
+        rc = server_wait(a->server, key, kind, deadline, w->id);
     if (!rc && deadline != CLOCK_NEVER)
         rc = loop_timer_arm(node_loop(a->node), &w->timer, deadline);
     if (rc) {
-        free(w);
+        wait_free(w);
         return rc;
     }
     w->next = a->waits;
@@ -499,7 +624,7 @@ static int local_read(struct apply *a, struct term key)
 }
 
 /* locker:wait_for(Key, Timeout): {ok, Value} at once if held, else when
- * written; {error, timeout}. */
+ * written; at the timeout the caller exits (wait_timeout). */
 static int f_wait_for(struct apply *a, const struct call *c, apply_done_fn done, void *ud)
 {
     int64_t t;
@@ -509,18 +634,19 @@ static int f_wait_for(struct apply *a, const struct call *c, apply_done_fn done,
     if (rc < 0)
         return rc;
     if (!rc)
-        return wait_start(a, c->args[0], STORE_WAIT_FOR, t, done, ud);
+        return wait_start(a, c->args[0], c->args[1], STORE_WAIT_FOR, t, done, ud);
     done(ud, 0, (struct term){a->out.data, (uint32_t)a->out.len});
     return 0;
 }
 
-/* locker:wait_for_release(Key[, Timeout]): {error, key_not_locked} if not
- * held; {ok, released} when released or expired; {error, timeout}. */
+/* locker:wait_for_release(Key, Timeout): {error, key_not_locked} if not
+ * held; {ok, released} when released or expired; at the timeout the
+ * caller exits (wait_timeout). */
 static int f_wait_for_release(struct apply *a, const struct call *c, apply_done_fn done,
                               void *ud)
 {
-    int64_t t = DEFAULT_TIMEOUT;
-    if (c->n == 2 && arg_timeout(c->args[1], &t))
+    int64_t t;
+    if (arg_timeout(c->args[1], &t))
         return -EINVAL;
     int rc = local_read(a, c->args[0]);
     if (rc < 0)
@@ -532,7 +658,7 @@ static int f_wait_for_release(struct apply *a, const struct call *c, apply_done_
             done(ud, 0, (struct term){a->out.data, (uint32_t)a->out.len});
         return rc;
     }
-    return wait_start(a, c->args[0], STORE_WAIT_RELEASE, t, done, ud);
+    return wait_start(a, c->args[0], c->args[1], STORE_WAIT_RELEASE, t, done, ud);
 }
 
 /* Functions that finish later; NULL when (fun, arity) is not one. */
@@ -554,7 +680,7 @@ static int async_call(struct apply *a, const char *fun, const struct call *c, ap
         return f_lag(a, done, ud);
     if (!strcmp(fun, "wait_for") && c->n == 2)
         return f_wait_for(a, c, done, ud);
-    if (!strcmp(fun, "wait_for_release") && (c->n == 1 || c->n == 2))
+    if (!strcmp(fun, "wait_for_release") && c->n == 2)
         return f_wait_for_release(a, c, done, ud);
     *handled = 0;
     return 0;
@@ -574,9 +700,36 @@ static const struct {
     {"locker", "get_debug_state", 0, f_debug},
     {"erlang", "node", 0, f_node},
     {"erlang", "whereis", 1, f_whereis},
+    {"erlang", "exit", 2, f_exit},
+    {"erlang", "is_process_alive", 1, f_is_process_alive},
+    {"timer", "cancel", 1, f_timer_cancel},
+    {"locker", "start_link", 1, f_start_link},
+    {"locker", "start_link", 4, f_start_link},
     {"lockerd", "set_coalesce", 1, f_set_coalesce},
     {"lockerd", "set_eager_push", 1, f_set_eager_push},
 };
+
+/* A `locker` function while the server is down (killed, not started
+ * again): what reads the server's tables first (the waits and reads
+ * included) fails with badarg, as the library's ETS tables went with its
+ * process; get_debug_state, a plain call, exits with noproc. */
+static void dead_server(struct apply *a, const char *fun, apply_done_fn done, void *ud)
+{
+    int call = !strcmp(fun, "get_debug_state");
+    int rc = call ? enc_tuple(&a->out, 2) : enc_atom(&a->out, "badarg");
+    if (call) {
+        if (!rc) rc = enc_atom(&a->out, "noproc");
+        if (!rc) rc = enc_tuple(&a->out, 3);
+        if (!rc) rc = enc_atom(&a->out, "gen_server");
+        if (!rc) rc = enc_atom(&a->out, "call");
+        if (!rc) rc = enc_list(&a->out, 2);
+        if (!rc) rc = enc_atom(&a->out, "locker");
+        if (!rc) rc = enc_atom(&a->out, fun);
+        if (!rc) rc = enc_nil(&a->out);
+    }
+    done(ud, rc ? -ENOMEM : call ? APPLY_EXIT : APPLY_ERROR,
+         (struct term){a->out.data, (uint32_t)a->out.len});
+}
 
 void apply_start(struct apply *a, const char *mod, const char *fun, struct term args,
                  apply_done_fn done, void *ud)
@@ -588,10 +741,20 @@ void apply_start(struct apply *a, const char *mod, const char *fun, struct term 
         return;
     }
     buf_reset(&a->out);
+    if (!strcmp(mod, "locker") && !server_alive(a->server) &&
+        !(strcmp(fun, "start_link") == 0 && (c.n == 1 || c.n == 4))) {
+        dead_server(a, fun, done, ud);
+        return;
+    }
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (table[i].arity == c.n && !strcmp(table[i].mod, mod) && !strcmp(table[i].fun, fun)) {
             rc = table[i].fn(a, &c);
-            done(ud, rc == 0 ? 0 : (rc == -ENOENT ? -EINVAL : rc),
+            if (rc == -EBADMSG) {
+                /* The BIF's badarg. */
+                buf_reset(&a->out);
+                rc = enc_atom(&a->out, "badarg") ? -ENOMEM : APPLY_ERROR;
+            }
+            done(ud, rc >= 0 ? rc : (rc == -ENOENT ? -EINVAL : rc),
                  (struct term){a->out.data, (uint32_t)a->out.len});
             return;
         }
@@ -635,7 +798,7 @@ void apply_free(struct apply *a)
         a->waits = w->next;
         loop_timer_stop(node_loop(a->node), &w->timer);
         w->done(w->ud, -ECANCELED, (struct term){NULL, 0});
-        free(w);
+        wait_free(w);
     }
     cproc_free(a->cproc);
     buf_free(&a->req);

@@ -7,7 +7,11 @@
  * (dirty_read, get_meta, summary, get_debug_state, erlang:node/whereis)
  * finish at once; functions that must wait (coordinated writes, waits) are
  * started as tasks and finish later. Either way `done` runs exactly once,
- * with rc 0 and the return value, or -ENOENT for an undefined function
+ * with rc APPLY_RETURN and the return value, APPLY_EXIT / APPLY_ERROR and
+ * the reason the function exits or fails with on a BEAM node running the
+ * library (e.g. a wait_for that times out exits with {timeout, {gen_server,
+ * call, [...]}}; set_nodes with a node that did not answer fails with
+ * {badmatch, {Replies, BadNodes}}), or -ENOENT for an undefined function
  * (the caller reports undef), or -EINVAL for arguments the function does
  * not accept (reported as function_clause).
  */
@@ -17,6 +21,7 @@
 #include "../node/node.h"
 #include "../server/server.h"
 
+enum { APPLY_RETURN = 0, APPLY_EXIT = 1, APPLY_ERROR = 2 };
 typedef void (*apply_done_fn)(void *ud, int rc, struct term value);
 
 struct apply;

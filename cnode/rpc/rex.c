@@ -9,7 +9,7 @@
  * with arguments [Res, M, F, A]. lockerd answers SPAWN_REPLY with a fresh
  * pid, runs M:F(A) through apply, and reports the outcome the way the
  * spawned process's exit would: MONITOR_P_EXIT with reason
- * {Res, return, Value} or {Res, error, Reason, Stack}. The reply context
+ * {Res, return, Value}, {Res, exit, Reason} or {Res, error, Reason, Stack}. The reply context
  * is copied into a job because apply may finish later (coordinated calls).
  */
 #include "rex.h"
@@ -85,29 +85,37 @@ static const char *error_atom(int rc)
     return rc == -ENOENT ? "undef" : rc == -ECANCELED ? "shutdown" : "function_clause";
 }
 
-/* erpc exit reason: {Res, return, V} | {Res, error, Reason, Stack} */
+/* The error reason: the function's own (APPLY_ERROR) or one for rc < 0. */
+static int enc_error_reason(struct buf *b, int rc, struct term v)
+{
+    return rc == APPLY_ERROR ? enc_raw(b, v) : enc_atom(b, error_atom(rc));
+}
+
+/* erpc exit reason: {Res, return, V} | {Res, exit, R} | {Res, error, Reason, Stack} */
 static int enc_erpc_reason(struct buf *b, const struct job *j, int rc, struct term v)
 {
-    int e = enc_tuple(b, rc ? 4 : 3);
+    int e = enc_tuple(b, rc == APPLY_RETURN || rc == APPLY_EXIT ? 3 : 4);
     if (!e) e = enc_raw(b, j->res);
-    if (!e) e = enc_atom(b, rc ? "error" : "return");
-    if (!e && !rc)
+    if (!e) e = enc_atom(b, rc == APPLY_RETURN ? "return" : rc == APPLY_EXIT ? "exit" : "error");
+    if (!e && (rc == APPLY_RETURN || rc == APPLY_EXIT))
         return enc_raw(b, v);
-    if (!e) e = enc_atom(b, error_atom(rc));
+    if (!e) e = enc_error_reason(b, rc, v);
     return e ? e : enc_stack(b, j);
 }
 
-/* rex reply: V | {badrpc, {'EXIT', {Reason, Stack}}} */
+/* rex reply: V | {badrpc, {'EXIT', R}} | {badrpc, {'EXIT', {Reason, Stack}}} */
 static int enc_rex_reply(struct buf *b, const struct job *j, int rc, struct term v)
 {
-    if (!rc)
+    if (rc == APPLY_RETURN)
         return enc_raw(b, v);
     int e = enc_tuple(b, 2);
     if (!e) e = enc_atom(b, "badrpc");
     if (!e) e = enc_tuple(b, 2);
     if (!e) e = enc_atom(b, "EXIT");
+    if (!e && rc == APPLY_EXIT)
+        return enc_raw(b, v);
     if (!e) e = enc_tuple(b, 2);
-    if (!e) e = enc_atom(b, error_atom(rc));
+    if (!e) e = enc_error_reason(b, rc, v);
     return e ? e : enc_stack(b, j);
 }
 

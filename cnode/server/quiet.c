@@ -171,6 +171,14 @@ int quiet_active(struct quiet *q, int64_t now)
 }
 
 int64_t quiet_until(const struct quiet *q) { return q ? q->until : 0; }
+
+void quiet_set_until(struct quiet *q, int64_t until)
+{
+    if (!q)
+        return;
+    q->until = until;
+    q->announced_end = 0;
+}
 int64_t quiet_longest(const struct quiet *q) { return q ? q->longest : 0; }
 
 int quiet_note_lease(struct quiet *q, int64_t len_ms)

@@ -41,6 +41,9 @@ void quiet_free(struct quiet *q); /* NULL ok */
  * once when the period is over. */
 int quiet_active(struct quiet *q, int64_t now);
 int64_t quiet_until(const struct quiet *q); /* 0: none */
+/* A new quiet period ending at until (0: none), e.g. after an in-process
+ * restart of the server that knows what its previous incarnation held. */
+void quiet_set_until(struct quiet *q, int64_t until);
 
 /* A lease of len ms is about to be granted: raise the recorded longest
  * lease first if needed. 0, or -errno when the file could not be written

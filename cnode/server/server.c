@@ -72,6 +72,14 @@ struct server {
     server_wake_fn waker;
     void *waker_ud;
     struct conn_ratelim limit_rl[3];
+    /* The three periodic jobs (lease expiry, write-lock expiry, log push)
+     * as get_debug_state shows them: {interval, Ref}, cancellable by
+     * timer:cancel/1 over rpc. job_ref[i] spans point into job_refs. */
+    struct buf job_refs;
+    struct term job_ref[SERVER_JOBS];
+    int push_cancelled;      /* no push at all until push_trans_log */
+    int dead;                /* killed (erlang:exit/2) until start_link */
+    int64_t dead_until;      /* latest expiry the killed incarnation held */
 };
 
 struct req {
@@ -124,9 +132,20 @@ static int reply_error(struct server *s, const char *why)
     return enc_atom_pair(&s->reply, "error", why);
 }
 
-static int log_entry(struct server *s)
+/* Log the entry; with eager push a write's entry leaves for the replicas
+ * now, so it is queued ahead of the reply to the caller (on the same
+ * connection when the caller's node is a replica): a replica that gets
+ * the commit reply has the entry already. A release is not pushed early:
+ * its coordinator sends it to the replicas itself, and a pushed entry
+ * racing ahead of that call would make the replica answer not_found where
+ * the library's replica answers ok. It leaves with the next push, in
+ * order. */
+static int log_entry(struct server *s, int eager)
 {
-    return repl_log(s->repl, (struct term){s->entry.data, (uint32_t)s->entry.len});
+    int rc = repl_log(s->repl, (struct term){s->entry.data, (uint32_t)s->entry.len});
+    if (!rc && eager && s->cfg.eager_push && !s->push_cancelled)
+        repl_push(s->repl);
+    return rc;
 }
 
 /* {Op, K, V, Len} / {update, K, V} / {release, K} */
@@ -145,7 +164,7 @@ static int log_kv(struct server *s, const char *op, struct term k, const struct 
         rc = enc_raw(&s->entry, *v);
     if (!rc && len)
         rc = enc_long(&s->entry, *len);
-    return rc ? rc : log_entry(s);
+    return rc ? rc : log_entry(s, strcmp(op, "release") != 0);
 }
 
 /* ---- limits ---- */
@@ -507,10 +526,17 @@ static int h_get_meta(struct server *s, struct caller *c, struct req *r)
 
 /* ---- debug state ---- */
 
+/* ExpireAt as the reference reports it: whole seconds of wall-clock time.
+ * A write lock's is the second it was taken + its lifetime in seconds
+ * (exact: its creation time is its expiry minus the lifetime). A lease's
+ * is the second in which lockerd expires it; the reference computes
+ * trunc(WriteSecond + Len / 1000), which is the same or one less when the
+ * two fractions add up past a second (docs/protocol.md, D8). */
 struct dbg {
     struct buf *b;
     uint32_t n;
     int64_t wall_offset;
+    int64_t back_ms;         /* write locks: lifetime, to find the creation */
     int rc;
 };
 
@@ -522,6 +548,8 @@ static int64_t wall_offset(struct server *s)
     return wall - now_ms(s);
 }
 
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
 static int dbg_triple(struct dbg *d, struct term a, struct term b, int64_t expire_at)
 {
     int rc = enc_tuple(d->b, 3);
@@ -529,8 +557,10 @@ static int dbg_triple(struct dbg *d, struct term a, struct term b, int64_t expir
         rc = enc_raw(d->b, a);
     if (!rc)
         rc = enc_raw(d->b, b);
+    int64_t wall = expire_at + d->wall_offset - d->back_ms;
+    int64_t secs = floor_div(wall, 1000) + d->back_ms / 1000;
     if (!rc)
-        rc = enc_long(d->b, expire_at == CLOCK_NEVER ? expire_at : expire_at + d->wall_offset);
+        rc = enc_long(d->b, expire_at == CLOCK_NEVER ? expire_at : secs);
     d->rc = rc;
     d->n++;
     return rc;
@@ -549,7 +579,8 @@ static int dbg_wlock(void *ud, struct term key, struct term tag, int64_t expire_
 /* A list whose length is known only after the walk: header patched. */
 static int dbg_list(struct server *s, int leases)
 {
-    struct dbg d = {.b = &s->reply, .wall_offset = wall_offset(s)};
+    struct dbg d = {.b = &s->reply, .wall_offset = wall_offset(s),
+                    .back_ms = leases ? 0 : s->cfg.write_lock_ms};
     size_t mark = s->reply.len;
     int rc = enc_list(&s->reply, 0);
     if (rc)
@@ -578,9 +609,15 @@ static int h_get_debug_state(struct server *s, struct caller *c, struct req *r)
         rc = dbg_list(s, 0);
     if (!rc)
         rc = dbg_list(s, 1);
-    /* R1..R3: timer handles in the reference; fresh refs here. */
-    for (int i = 0; i < 3 && !rc; i++)
-        rc = node_make_ref(s->node, &s->reply);
+    /* R1..R3: {interval, Ref}, the shape of timer:send_interval/2's
+     * handles, which timer:cancel/1 by rpc accepts (server_cancel_job). */
+    for (int i = 0; i < SERVER_JOBS && !rc; i++) {
+        rc = enc_tuple(&s->reply, 2);
+        if (!rc)
+            rc = enc_atom(&s->reply, "interval");
+        if (!rc)
+            rc = enc_raw(&s->reply, s->job_ref[i]);
+    }
     return rc;
 }
 
@@ -846,7 +883,7 @@ static void on_wake(void *ud, enum store_wait_kind kind, const void *ctx, size_t
 static void run_job(struct server *s, const char *job)
 {
     if (strcmp(job, "push_trans_log") == 0) {
-        repl_push(s->repl);
+        repl_push(s->repl); /* also when the push job was cancelled */
     } else {
         /* expire_leases / expire_locks: expiry is exact already; reclaim
          * what is due now, bounded like the periodic hook. */
@@ -913,8 +950,120 @@ static void push_timer_fn(struct loop *l, struct loop_timer *t)
 void server_set_eager_push(struct server *s, int on)
 {
     s->cfg.eager_push = on != 0;
-    repl_set_eager(s->repl, on);
     log_info("eager push %s", on ? "on" : "off");
+}
+
+/* ---- the process's life: job handles, exit, start_link ---- */
+
+/* Fresh handles for the three jobs (a new server incarnation). */
+static int make_job_refs(struct server *s)
+{
+    buf_reset(&s->job_refs);
+    size_t at[SERVER_JOBS + 1];
+    for (int i = 0; i < SERVER_JOBS; i++) {
+        at[i] = s->job_refs.len;
+        int rc = node_make_ref(s->node, &s->job_refs);
+        if (rc)
+            return rc;
+    }
+    at[SERVER_JOBS] = s->job_refs.len;
+    for (int i = 0; i < SERVER_JOBS; i++)
+        s->job_ref[i] = (struct term){s->job_refs.data + at[i], (uint32_t)(at[i + 1] - at[i])};
+    return 0;
+}
+
+int server_cancel_job(struct server *s, struct term ref)
+{
+    for (int i = 0; i < SERVER_JOBS; i++) {
+        if (!s->job_ref[i].len || !term_eq(s->job_ref[i], ref))
+            continue;
+        if (i == SERVER_JOB_PUSH && !s->push_cancelled) {
+            /* Every push stops, eager ones included: from now on the log
+             * leaves only when a push_trans_log message asks for it. */
+            s->push_cancelled = 1;
+            loop_timer_stop(s->loop, &s->push_timer);
+            log_info("transaction-log push cancelled (timer:cancel); push_trans_log pushes");
+        }
+        /* The expiry jobs: lockerd expires each lease at its own
+         * millisecond without a job, so there is nothing to stop. */
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int server_alive(const struct server *s) { return !s->dead; }
+struct term server_pid(const struct server *s) { return s->pid; }
+
+struct latest {
+    int64_t t;
+};
+
+static int latest_lease(void *ud, struct term k, struct term v, int64_t expire_at)
+{
+    (void)k;
+    (void)v;
+    struct latest *l = ud;
+    if (expire_at > l->t)
+        l->t = expire_at;
+    return 0;
+}
+
+void server_kill(struct server *s, const char *why)
+{
+    if (s->dead)
+        return;
+    /* What the old incarnation granted or voted for may still stand on
+     * the other masters; a later start refuses votes until the last of it
+     * has ended (the safe-restart rule, but exact: we know what it was). */
+    struct latest l = {0};
+    store_foreach_lease(s->store, latest_lease, &l);
+    store_foreach_wlock(s->store, latest_lease, &l);
+    s->dead_until = l.t;
+    node_exit(s->node, s->pid);
+    s->dead = 1;
+    loop_timer_stop(s->loop, &s->push_timer);
+    log_warn("locker server killed (%s): %zu leases and %zu write locks dropped", why,
+             store_lease_count(s->store), store_wlock_count(s->store));
+}
+
+static void server_on_msg(void *ud, struct conn *c, const struct ctrl *m);
+
+int server_start(struct server *s, int w, const int64_t *push_interval_ms)
+{
+    if (w > 0)
+        s->w = w;
+    if (push_interval_ms && *push_interval_ms > 0)
+        s->cfg.push_interval_ms = *push_interval_ms;
+    if (!s->dead) {
+        if (push_interval_ms && *push_interval_ms > 0 && !s->push_cancelled)
+            loop_timer_arm(s->loop, &s->push_timer, loop_now(s->loop) + s->cfg.push_interval_ms);
+        return 0;
+    }
+    struct store_cfg sc = {.on_wake = on_wake, .ud = s};
+    struct store *st = store_new(&sc);
+    if (!st)
+        return -ENOMEM;
+    int rc = make_job_refs(s);
+    if (!rc)
+        rc = node_spawn_raw(s->node, "locker", server_on_msg, s, &s->pid);
+    if (rc) {
+        store_free(st);
+        return rc;
+    }
+    store_free(s->store);
+    s->store = st;
+    repl_drop_log(s->repl);
+    int64_t now = now_ms(s);
+    quiet_set_until(s->quiet, s->dead_until > now ? s->dead_until : 0);
+    if (s->dead_until > now)
+        loop_timer_arm(s->loop, &s->quiet_timer, s->dead_until);
+    s->dead = 0;
+    s->push_cancelled = 0;
+    loop_timer_arm(s->loop, &s->push_timer, now + s->cfg.push_interval_ms);
+    log_info("locker server started again (W=%d)%s", s->w,
+               s->dead_until > now ? "; votes on unknown keys refused until what the last one "
+                                     "granted has ended" : "");
+    return 0;
 }
 
 /* Only to log the end of the quiet period on time. */
@@ -937,13 +1086,14 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
     loop_timer_init(&s->push_timer, push_timer_fn, s);
     loop_timer_init(&s->quiet_timer, quiet_timer_fn, s);
     s->w = cfg->w;
+    buf_init(&s->job_refs);
     buf_init(&s->args);
     buf_init(&s->key);
     buf_init(&s->reply);
     buf_init(&s->entry);
     buf_init(&s->ctx);
     struct store_cfg sc = {.on_wake = on_wake, .ud = s};
-    if (!(s->store = store_new(&sc)))
+    if (!(s->store = store_new(&sc)) || make_job_refs(s))
         goto oom;
     if (!(s->quiet = quiet_open(cfg->state_file, cfg->quiet_ms, cfg->write_lock_ms,
                                 loop_now(s->loop), err, errlen)))
@@ -957,8 +1107,7 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
         goto fail;
     }
     struct repl_cfg rc_ = {.push_interval_ms = cfg->push_interval_ms,
-                           .max_backlog = cfg->max_backlog,
-                           .eager = cfg->eager_push};
+                           .max_backlog = cfg->max_backlog};
     if (!(s->repl = repl_new(n, s->pid, &rc_)))
         goto oom;
     if (set_meta(s, cfg->masters, cfg->nmasters, cfg->replicas, cfg->nreplicas))
@@ -991,6 +1140,7 @@ void server_free(struct server *s)
     buf_free(&s->reply);
     buf_free(&s->entry);
     buf_free(&s->ctx);
+    buf_free(&s->job_refs);
     free(s);
 }
 

@@ -32,7 +32,8 @@ struct server_cfg {
     size_t max_leases;
     size_t max_waiters;
     size_t max_memory;
-    int eager_push;          /* push each loop iteration's writes at once */
+    int eager_push;          /* each write's log entry leaves for the replicas
+                                before its commit reply (default on) */
     /* Safe restarts (quiet.h): state file (NULL: none) and quiet period
      * (-1: automatic from the state file, else fixed at every start). */
     const char *state_file;
@@ -68,5 +69,23 @@ void server_set_waker(struct server *s, server_wake_fn fn, void *ud);
 
 /* --eager-push at run time (lockerd:set_eager_push/1). */
 void server_set_eager_push(struct server *s, int on);
+
+/* The process's life as a test suite drives it by rpc (docs/protocol.md
+ * section 5). The three periodic jobs have handles {interval, Ref}
+ * (get_debug_state); server_cancel_job() stops the one whose Ref it is
+ * (only the push job has anything to stop: pushes, eager included, then
+ * leave only on a push_trans_log message): 0, or -ENOENT for a ref that is
+ * not one of ours. server_kill() ends the `locker` process: its name and
+ * pid stop receiving, its leases, write locks and log are gone at the
+ * next start. server_start() is locker:start_link/1,4: on a live server
+ * it sets W (w > 0) and the push interval (when given); on a killed one
+ * it also starts a fresh, empty server under a new pid, refusing votes
+ * on unknown keys until what the killed one held has ended. */
+enum { SERVER_JOB_LEASES, SERVER_JOB_LOCKS, SERVER_JOB_PUSH, SERVER_JOBS };
+int server_cancel_job(struct server *s, struct term ref);
+void server_kill(struct server *s, const char *why);
+int server_start(struct server *s, int w, const int64_t *push_interval_ms);
+int server_alive(const struct server *s);
+struct term server_pid(const struct server *s);
 
 #endif

@@ -490,6 +490,10 @@ set_nodes_dedup_and_push(Config) ->
                                 end),
         sbcast(Config, push_trans_log),
         flush_trans_logs(Node, 500),
+        %% As a user's suite does: stop the periodic push (on lockerd, every
+        %% push) so that the log leaves only on push_trans_log.
+        {ok, _, _, _, _, PushJob} = call(Config, get_debug_state),
+        ?assertEqual({ok, cancel}, rpc:call(Node, timer, cancel, [PushJob])),
         K = key(Config, 1),
         K2 = key(Config, 2),
         T = make_ref(),
