@@ -54,7 +54,7 @@ groups() ->
              bad_call,
              master_killed,
              masters_down],
-    [{G, [sequence], Cases}
+    [{G, [], Cases}
      || G <- [beam, lockerd, mixed_lockerd_majority, mixed_beam_majority]].
 
 %% Kinds of m1, m2, m3, r, s.
