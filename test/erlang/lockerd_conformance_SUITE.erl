@@ -196,9 +196,12 @@ replica_reads(Config, Key, Expected) ->
 now_s() ->
     lkr_server:now_seconds().
 
-%% ExpireAt seen for a lease of Len ms written between seconds S0 and S1.
+%% ExpireAt seen for a lease of Len ms written between seconds S0 and S1:
+%% trunc(NowSeconds + Len / 1000), NowSeconds whole seconds.
 expire_at_ok(ExpireAt, Len, S0, S1) ->
-    lists:member(ExpireAt, [trunc(S + Len / 1000) || S <- lists:seq(S0, S1)]).
+    Candidates = [trunc(S + Len / 1000) || S <- lists:seq(S0, S1)],
+    lists:member(ExpireAt, Candidates)
+        orelse ct:fail({expire_at, {len, Len}, {expected_one_of, Candidates}, {got, ExpireAt}}).
 
 %% The rpc result of locker:wait_for/2 or wait_for_release/2 (Fun) when the
 %% server's answer is Outcome ({ok, _} or no_reply: the call times out).
