@@ -542,9 +542,9 @@ beam_meta_check(Config, Check) ->
         lockerd -> ok
     end.
 
-%% ExpireAt in whole wall-clock seconds: trunc(NowSeconds + Len / 1000)
-%% for a lease, NowSeconds + 10 for a write lock; three {interval, Ref}
-%% job handles.
+%% ExpireAt in whole wall-clock seconds: NowSeconds + 10 for a write lock;
+%% for a lease trunc(NowSeconds + Len / 1000) (whole-second lengths), or
+%% what D8 allows (other lengths); three {interval, Ref} job handles.
 get_debug_state_shape(Config) ->
     K = key(Config, lease),
     KH = key(Config, half),
@@ -564,7 +564,8 @@ get_debug_state_shape(Config) ->
     [{KH, {v, 2}, ExpH}] = [E || {Kx, _, _} = E <- Leases, Kx =:= KH],
     one_of({lock, LockExp}, [{lock, S + 10} || S <- lists:seq(S0, S1)]),
     one_of({lease_60000, Exp}, [{lease_60000, S + 60} || S <- lists:seq(S0, S1)]),
-    one_of({lease_2500, ExpH}, [{lease_2500, trunc(S + 2.5)} || S <- lists:seq(S0, S1)]),
+    one_of({lease_2500, ExpH},
+           [{lease_2500, E} || E <- lockerd_differences:d8(kind(Config), 2500, S0, S1)]),
     [?assertMatch({interval, Ref} when is_reference(Ref), R) || R <- [R1, R2, R3]],
     ?assertEqual(3, length(lists:usort([R1, R2, R3]))),
     ?assertEqual(ok, call(Config, {release_write_lock, T})).

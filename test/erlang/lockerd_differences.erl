@@ -10,7 +10,7 @@
 %% waiter: the node it waits on): lockerd | beam.
 -module(lockerd_differences).
 
--export([d1/2, d2/2, d3/3, d4/2, d5/1, d6/1, d7/2, d8/1, all/0]).
+-export([d1/2, d2/2, d3/3, d4/2, d5/1, d6/1, d7/2, d8/1, d8/4, all/0]).
 
 all() ->
     [d1, d2, d3, d4, d5, d6, d7, d8].
@@ -67,3 +67,16 @@ d7(lockerd, Req) -> {error, {unknown_request, Req}}.
 %% the lease's end; lockerd expires each lease at its own millisecond).
 d8(beam) -> 1000;
 d8(lockerd) -> 1.
+
+%% D8, as get_debug_state reports it: the ExpireAt values (whole seconds)
+%% a lease of Len ms written between wall-clock seconds S0 and S1 may
+%% show. The reference computes trunc(S + Len / 1000) from the whole second
+%% S of the write; lockerd reports the second in which it expires the
+%% lease, which is that or the next one when the fractions of the write
+%% time and of Len / 1000 add up past a second.
+d8(beam, Len, S0, S1) ->
+    lists:usort([trunc(S + Len / 1000) || S <- lists:seq(S0, S1)]);
+d8(lockerd, Len, S0, S1) ->
+    lists:usort(lists:append([[trunc(S + Len / 1000), trunc(S + Len / 1000) + 1]
+                              || S <- lists:seq(S0, S1), Len rem 1000 =/= 0])
+                ++ [trunc(S + Len / 1000) || S <- lists:seq(S0, S1)]).
