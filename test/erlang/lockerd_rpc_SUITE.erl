@@ -247,7 +247,9 @@ wait_for_by_rpc(Config) ->
     ?assertEqual({badrpc, {'EXIT', {timeout, {gen_server, call,
                                               [locker, {wait_for, K, 300}, 300]}}}},
                  rpc:call(L, locker, wait_for, [K, 300])),
-    ?assertException(exit, {timeout, {gen_server, call, [locker, {wait_for, K, 300}, 300]}},
+    %% erpc:call raises exit {exception, Reason} for an exit in the callee
+    ?assertException(exit, {exception,
+                            {timeout, {gen_server, call, [locker, {wait_for, K, 300}, 300]}}},
                      erpc:call(L, locker, wait_for, [K, 300])),
     Waiter = spawn_call(fun() -> rpc:call(L, locker, wait_for, [K, 10000]) end),
     timer:sleep(200),
