@@ -35,7 +35,7 @@ cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. -I"$EI_INC" \
     bench/lkc_bench.c bin/liblocker.a -lssl -lcrypto -lpthread -o build/bench/lkc_bench
 export LKC_BENCH_BIN="$repo/build/bench/lkc_bench"
 erlc -o build/bench/ebin test/erlang/lockerd_ct.erl test/erlang/lkr.erl \
-    test/erlang/lkr_server.erl bench/bench_load.erl bench/lockerd_bench.erl
+    test/erlang/lkr_server.erl test/erlang/locker.erl bench/bench_load.erl bench/lockerd_bench.erl
 
 . "$repo/scripts/lib.sh"
 ensure_epmd loopback

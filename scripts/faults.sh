@@ -59,7 +59,7 @@ mkdir -p "$ebin"
 rm -rf "$out/logs" "$out/state" "$out"/run*.history
 mkdir -p "$out/logs" "$out/state"
 
-erlc -o "$ebin" test/erlang/lkr.erl test/erlang/lkr_server.erl test/faults/*.erl
+erlc -o "$ebin" test/erlang/lkr.erl test/erlang/lkr_server.erl test/erlang/locker.erl test/faults/*.erl
 
 echo "== unit tests: faults_check (hand-made histories), lkr_server safe restarts"
 erl -noshell -pa "$ebin" -kernel logger_level emergency -eval '

@@ -1,7 +1,8 @@
 defmodule LockerTest.Registry do
   @moduledoc """
   A `:via` registry with the behaviour of `Locker.Registry` (docs/protocol.md
-  section 6), built on the `:lkr` client API.
+  section 6), built on the `:locker` client API (test/erlang/locker.erl on
+  BEAM test nodes), as the real wrapper is.
 
   Names are locker keys whose value is the owner pid. Lookups read the local
   lease table only, so a node sees a name once it holds the lease locally:
@@ -20,7 +21,7 @@ defmodule LockerTest.Registry do
   end
 
   def whereis_name(name) do
-    case :lkr.dirty_read(name) do
+    case :locker.dirty_read(name) do
       {:ok, pid} when is_pid(pid) -> pid
       _ -> :undefined
     end
@@ -29,7 +30,7 @@ defmodule LockerTest.Registry do
   def register_name(name, pid) when is_pid(pid) do
     lease = lease_length()
 
-    case :lkr.lock(name, pid, lease) do
+    case :locker.lock(name, pid, lease) do
       {:ok, _w, _votes, _commits} ->
         if pid == self(), do: Process.put(:"$locker_test_name", name)
         Process.send_after(pid, {:"$locker_extend_lease", name, pid}, max(lease - @extend_ahead, 0))
@@ -41,7 +42,7 @@ defmodule LockerTest.Registry do
   end
 
   def unregister_name(name) do
-    _ = :lkr.release(name, whereis_name(name))
+    _ = :locker.release(name, whereis_name(name))
     if Process.get(:"$locker_test_name") == name, do: Process.delete(:"$locker_test_name")
     :ok
   end

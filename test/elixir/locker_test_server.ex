@@ -5,7 +5,7 @@ defmodule LockerTest.Server do
   like `Locker.Server`:
 
     * on `{:"$locker_extend_lease", key, value}` it calls
-      `:lkr.extend_lease(key, value, l)`, expects `:ok` and schedules the
+      `:locker.extend_lease(key, value, l)`, expects `:ok` and schedules the
       next extension `l - t` ms later (t defaults to 500 ms); a failed
       extension stops the server, since the name is no longer its own;
     * `terminate/2` releases the name it registered.
@@ -67,7 +67,7 @@ defmodule LockerTest.Server do
 
   @doc false
   def extend(key, value, lease_length, threshold) do
-    case :lkr.extend_lease(key, value, lease_length) do
+    case :locker.extend_lease(key, value, lease_length) do
       :ok ->
         Process.send_after(self(), {:"$locker_extend_lease", key, value}, max(lease_length - threshold, 0))
         :ok
@@ -81,7 +81,7 @@ defmodule LockerTest.Server do
   def release_own_name do
     case Process.delete(:"$locker_test_name") do
       nil -> :ok
-      name -> :lkr.release(name, self())
+      name -> :locker.release(name, self())
     end
   end
 end

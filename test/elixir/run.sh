@@ -24,7 +24,7 @@ export LOCKERD_LOG_DIR="$build/logs"
 rm -rf "$ebin"
 mkdir -p "$ebin" "$LOCKERD_LOG_DIR"
 
-erlc +debug_info -o "$ebin" "$repo"/test/erlang/lkr.erl "$repo"/test/erlang/lkr_server.erl \
+erlc +debug_info -o "$ebin" "$repo"/test/erlang/lkr.erl "$repo"/test/erlang/lkr_server.erl "$repo"/test/erlang/locker.erl \
     "$repo"/test/erlang/lockerd_ct.erl
 elixirc --ignore-module-conflict -pa "$ebin" -o "$ebin" "$here"/locker_test_registry.ex "$here"/locker_test_server.ex
 

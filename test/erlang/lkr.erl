@@ -1,5 +1,7 @@
-%% The coordinator / client side of the locker protocol (PROTOCOL.md
-%% section 5), written from the protocol text.
+%% The coordinator / client side of the locker protocol (docs/protocol.md
+%% section 5), written from the protocol text: what the library's `locker`
+%% client functions do, with the same return values and the same failures
+%% (test/erlang/locker.erl exposes them under the library's names).
 %%
 %% Every write is run by the calling process: a fresh Tag = make_ref(), a
 %% vote by gen_server:multi_call to all masters, then a commit. W and the
@@ -127,9 +129,9 @@ dirty_read(Key) ->
 master_dirty_read(Key) ->
     master_dirty_read(Key, ?SERVER).
 
-%% Module: the module that serves dirty_read/1 on the masters (`locker` on
-%% real deployments and on lockerd), or a fun(Node) -> Module for clusters
-%% mixing lockerd and BEAM masters.
+%% Module: the module that serves dirty_read/1 on the masters (`locker`:
+%% the library, lockerd, and test/erlang/locker.erl on BEAM test nodes), or
+%% a fun(Node) -> Module.
 master_dirty_read(Key, Module) ->
     {_, Masters, _} = get_meta_w(),
     case lists:member(node(), Masters) of
@@ -144,52 +146,52 @@ master_dirty_read(Key, Module) ->
             rpc:call(Master, Mod, dirty_read, [Key])
     end.
 
-%% {ok, Value} | {error, timeout}
+%% {ok, Value}, read locally first; else the local server is asked and
+%% the caller exits with {timeout, {gen_server, call, [locker, {wait_for,
+%% Key, Timeout}, Timeout]}} when Timeout passes first (docs/protocol.md
+%% section 5: no error tuple).
 wait_for(Key, Timeout) ->
     case dirty_read(Key) of
         {ok, Value} ->
             {ok, Value};
         {error, not_found} ->
-            local_call({wait_for, Key, Timeout}, Timeout)
+            gen_server:call(?SERVER, {wait_for, Key, Timeout}, Timeout)
     end.
 
 wait_for_release(Key) ->
     wait_for_release(Key, ?TIMEOUT).
 
-%% {ok, released} | {error, key_not_locked} | {error, timeout}
+%% {ok, released} | {error, key_not_locked} (not held locally); exits on
+%% timeout like wait_for/2.
 wait_for_release(Key, Timeout) ->
     case dirty_read(Key) of
         {error, not_found} ->
             {error, key_not_locked};
         {ok, _} ->
-            local_call({wait_for_release, Key, Timeout}, Timeout)
-    end.
-
-local_call(Req, Timeout) ->
-    try
-        gen_server:call(?SERVER, Req, Timeout)
-    catch
-        exit:{timeout, _} -> {error, timeout}
+            gen_server:call(?SERVER, {wait_for_release, Key, Timeout}, Timeout)
     end.
 
 %%--------------------------------------------------------------------
 %% Administration
 
-%% {Replies, BadNodes} of gen_server:multi_call.
+%% ok when every node of Cluster answered; else the caller crashes with
+%% {badmatch, {Replies, BadNodes}}. No timeout, as the library.
 set_nodes(Cluster, Masters, Replicas) ->
-    gen_server:multi_call(Cluster, ?SERVER, {set_nodes, Masters, Replicas}).
+    {_Replies, []} = gen_server:multi_call(Cluster, ?SERVER, {set_nodes, Masters, Replicas}),
+    ok.
 
-set_w(Cluster, W) when is_integer(W), W > 0 ->
-    gen_server:multi_call(Cluster, ?SERVER, {set_w, W}).
+%% As set_nodes/3; a non-integer W is a function_clause.
+set_w(Cluster, W) when is_integer(W) ->
+    {_Replies, []} = gen_server:multi_call(Cluster, ?SERVER, {set_w, W}),
+    ok.
 
-%% {Milliseconds, LockResult}
+%% {Milliseconds, LockResult}: the time a lock of a probe key takes (a
+%% float), then the probe is released.
 lag() ->
     Key = {'__lock_lag_probe', os:timestamp()},
-    Value = self(),
-    Start = erlang:monotonic_time(microsecond),
-    Result = lock(Key, Value),
-    release(Key, Value),
-    {(erlang:monotonic_time(microsecond) - Start) / 1000, Result}.
+    {Micros, Result} = timer:tc(fun() -> lock(Key, foo, 2000) end),
+    release(Key, foo),
+    {Micros / 1000, Result}.
 
 summary() ->
     [{write_locks, ets:info(lkr_server:locks_table(), size)},

@@ -115,7 +115,7 @@ lockerd_check() ->
     end.
 
 code_paths() ->
-    lists:usort([filename:absname(filename:dirname(code:which(M))) || M <- [?MODULE, lkr, lkr_server]]).
+    lists:usort([filename:absname(filename:dirname(code:which(M))) || M <- [?MODULE, lkr, lkr_server, locker]]).
 
 %%--------------------------------------------------------------------
 %% lockerd processes
@@ -402,16 +402,10 @@ stop_all(Handles) ->
     [catch stop(H) || H <- Handles],
     ok.
 
-%% Module answering dirty_read/1 on a node: lockerd emulates `locker`, a
-%% BEAM node of these tests runs `lkr`.
-dirty_read_module(Handles) ->
-    Map = maps:from_list([{N, K} || #{node := N, kind := K} <- Handles]),
-    fun(Node) ->
-            case maps:get(Node, Map, beam) of
-                lockerd -> locker;
-                beam -> lkr
-            end
-    end.
+%% Module answering dirty_read/1 on a node: `locker` on every kind (lockerd
+%% answers it, a BEAM node of these tests has test/erlang/locker.erl).
+dirty_read_module(_Handles) ->
+    fun(_Node) -> locker end.
 
 %%--------------------------------------------------------------------
 %% Observation helpers
@@ -668,14 +662,15 @@ raw_send(S, Frames) ->
 
 probe_start(Node) ->
     Parent = self(),
-    spawn_link(fun() -> probe_loop(Parent, Node, 0, [], 0) end).
+    Start = erlang:monotonic_time(millisecond),
+    spawn_link(fun() -> probe_loop(Parent, Node, Start, 0, [], 0, 0) end).
 
-%% #{calls, failures, max_ms}.
+%% #{calls, failures, max_ms, total_ms (time spent in calls), elapsed_ms}.
 probe_stop(P) ->
     P ! {stop, self()},
     receive {P, Result} -> Result after 10000 -> error(probe_hung) end.
 
-probe_loop(Parent, Node, Calls, Bad, Max) ->
+probe_loop(Parent, Node, Start, Calls, Bad, Max, Total) ->
     T0 = erlang:monotonic_time(millisecond),
     R = (catch gen_server:call({locker, Node}, get_debug_state, 5000)),
     Ms = erlang:monotonic_time(millisecond) - T0,
@@ -686,9 +681,10 @@ probe_loop(Parent, Node, Calls, Bad, Max) ->
     receive
         {stop, From} ->
             From ! {self(), #{calls => Calls + 1, failures => lists:reverse(Bad1),
-                              max_ms => max(Max, Ms)}}
+                              max_ms => max(Max, Ms), total_ms => Total + Ms,
+                              elapsed_ms => erlang:monotonic_time(millisecond) - Start}}
     after 20 ->
-            probe_loop(Parent, Node, Calls + 1, Bad1, max(Max, Ms))
+            probe_loop(Parent, Node, Start, Calls + 1, Bad1, max(Max, Ms), Total + Ms)
     end.
 
 %% Lines of a lockerd's log matching the regular expression Re.
