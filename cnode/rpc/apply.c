@@ -17,6 +17,7 @@
 #include "../core/log.h"
 #include "../core/loop.h"
 #include "../store/store.h"
+#include "mread.h"
 
 #include <time.h>
 
@@ -33,6 +34,8 @@ struct apply {
     struct buf req, out;
     struct wait *waits;   /* wait_for / wait_for_release in progress */
     uint64_t next_wait;
+    struct mread *mread;  /* master_dirty_read from a non-master */
+    uint64_t rnd;         /* picks the master, as the library's random one */
 };
 
 /* A wait in progress: finished by the server's waker or by its timer,
@@ -205,6 +208,8 @@ static int f_start_link(struct apply *a, const struct call *c)
         if (arg_int(c->args[i], &iv[i - 1]) || iv[i - 1] < 1 || iv[i - 1] > 86400000)
             return -EINVAL;
     int rc = server_start(a->server, (int)w, c->n == 4 ? &iv[2] : NULL);
+    if (rc == -EMLINK) /* restarted too often in this process (server.c) */
+        return enc_atom_pair(&a->out, "error", "too_many_restarts");
     if (rc)
         return rc;
     rc = enc_tuple(&a->out, 2);
@@ -707,6 +712,35 @@ static int write_op(const char *fun, uint32_t n)
     return -1;
 }
 
+/* locker:master_dirty_read(Key): the local table on a master; elsewhere,
+ * as the library does, rpc:call(RandomMaster, locker, dirty_read, [Key])
+ * (mread.c), whose {badrpc, ...} is a return value like any other. */
+static int f_master_dirty_read(struct apply *a, const struct call *c, apply_done_fn done,
+                               void *ud)
+{
+    if (server_is_master(a->server)) {
+        int rc = eval_req(a, "dirty_read", c);
+        if (!rc)
+            done(ud, APPLY_RETURN, (struct term){a->out.data, (uint32_t)a->out.len});
+        return rc;
+    }
+    size_t n;
+    char *const *masters = server_masters(a->server, &n);
+    if (!n)
+        return -EINVAL;
+    a->rnd ^= a->rnd << 13;
+    a->rnd ^= a->rnd >> 7;
+    a->rnd ^= a->rnd << 17;
+    int rc = mread_start(a->mread, masters[a->rnd % n], c->args[0], done, ud);
+    if (rc == -EHOSTUNREACH || rc == -EMLINK) {
+        buf_reset(&a->out);
+        rc = enc_atom_pair(&a->out, "badrpc", rc == -EMLINK ? "system_limit" : "nodedown");
+        if (!rc)
+            done(ud, APPLY_RETURN, (struct term){a->out.data, (uint32_t)a->out.len});
+    }
+    return rc;
+}
+
 /* Functions that finish later; NULL when (fun, arity) is not one. */
 static int async_call(struct apply *a, const char *fun, const struct call *c, apply_done_fn done,
                       void *ud, int *handled)
@@ -717,6 +751,8 @@ static int async_call(struct apply *a, const char *fun, const struct call *c, ap
         return f_write_op(a, c, (enum coord_op)op, 0, done, ud);
     if ((!strcmp(fun, "set_nodes") && c->n == 3) || (!strcmp(fun, "set_w") && c->n == 2))
         return f_cluster_call(a, c, done, ud);
+    if (!strcmp(fun, "master_dirty_read") && c->n == 1)
+        return f_master_dirty_read(a, c, done, ud);
     if (!strcmp(fun, "lag") && c->n == 0)
         return f_lag(a, done, ud);
     if (!strcmp(fun, "wait_for") && c->n == 2)
@@ -733,9 +769,6 @@ static const struct {
     int (*fn)(struct apply *, const struct call *);
 } table[] = {
     {"locker", "dirty_read", 1, f_dirty_read},
-    /* lockerd holds the replicated table itself, so a master read is a
-     * local read on a master; on a non-master it is the local copy. */
-    {"locker", "master_dirty_read", 1, f_dirty_read},
     {"locker", "get_meta", 0, f_get_meta},
     {"locker", "summary", 0, f_summary},
     {"locker", "get_debug_state", 0, f_debug},
@@ -830,7 +863,10 @@ struct apply *apply_new(struct node *n, struct server *s)
     a->server = s;
     buf_init(&a->req);
     buf_init(&a->out);
-    if (!(a->cproc = cproc_new(n))) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    a->rnd = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull | 1;
+    if (!(a->cproc = cproc_new(n)) || !(a->mread = mread_new(n))) {
         apply_free(a);
         return NULL;
     }
@@ -851,6 +887,7 @@ void apply_free(struct apply *a)
         w->done(w->ud, -ECANCELED, (struct term){NULL, 0});
         wait_free(w);
     }
+    mread_free(a->mread);
     cproc_free(a->cproc);
     buf_free(&a->req);
     buf_free(&a->out);

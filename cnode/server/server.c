@@ -86,6 +86,7 @@ struct server {
     struct conn_ratelim holder_rl;
     int64_t dead_until;      /* latest expiry the killed incarnation held */
     uint64_t holder_releases; /* leases released because their holder exited */
+    int restarts;            /* start_link after a kill, in this process */
 };
 
 struct req {
@@ -860,6 +861,10 @@ static void handle_call(struct server *s, struct caller *c)
  * process, so its monitor says noproc and the coordinator reports tokens
  * unavailable instead of sending it a request it would crash on. */
 #define FENCE_SEQ_BITS 40
+/* A token may carry an epoch at most this far ahead of ours (masters
+ * restart a few times, not millions): a peer cannot make this node record
+ * an epoch that would use up the space of epochs. */
+#define FENCE_EPOCH_LEAD 65536
 
 static int fence_raise(struct server *s, struct term raw)
 {
@@ -868,6 +873,8 @@ static int fence_raise(struct server *s, struct term raw)
         return -EINVAL;
     if ((uint64_t)token <= s->fence)
         return 0;
+    if ((token >> FENCE_SEQ_BITS) > (int64_t)(s->fence >> FENCE_SEQ_BITS) + FENCE_EPOCH_LEAD)
+        return -ERANGE;
     int rc = quiet_note_epoch(s->quiet, token >> FENCE_SEQ_BITS);
     if (rc)
         return rc;
@@ -901,6 +908,13 @@ static int fence_dispatch(struct server *s, struct caller *c, struct req *r)
     int rc = fence_raise(s, r->args[r->nargs - 1]);
     if (rc == -EINVAL)
         return -ENOENT;
+    if (rc == -ERANGE) {
+        uint32_t dropped;
+        if (conn_ratelim_pass(&s->holder_rl, now_ms(s), 1, &dropped))
+            log_warn("fenced commit from %s refused: its token's epoch is far ahead of ours",
+                     c->conn->peer);
+        return reply_error(s, "bad_token");
+    }
     if (rc) {
         /* Not acknowledged: the epoch it carries could not be recorded. */
         log_error("fenced commit refused: the state file cannot record its fencing epoch: %s",
@@ -1237,6 +1251,10 @@ void server_kill(struct server *s, const char *why)
 
 static void server_on_msg(void *ud, struct conn *c, const struct ctrl *m);
 
+/* Each start under a new pid keeps the old pids' slots (node_exit): a
+ * bound, so a peer looping exit/start_link cannot grow the process table. */
+#define SERVER_MAX_RESTARTS 10000
+
 int server_start(struct server *s, int w, const int64_t *push_interval_ms)
 {
     if (w > 0)
@@ -1247,6 +1265,11 @@ int server_start(struct server *s, int w, const int64_t *push_interval_ms)
         if (push_interval_ms && *push_interval_ms > 0 && !s->push_cancelled)
             loop_timer_arm(s->loop, &s->push_timer, loop_now(s->loop) + s->cfg.push_interval_ms);
         return 0;
+    }
+    if (s->restarts >= SERVER_MAX_RESTARTS) {
+        log_warn("locker server not started again: %d restarts in this process already",
+                 s->restarts);
+        return -EMLINK;
     }
     struct store_cfg sc = {.on_wake = on_wake, .ud = s};
     struct store *st = store_new(&sc);
@@ -1269,6 +1292,7 @@ int server_start(struct server *s, int w, const int64_t *push_interval_ms)
     if (s->dead_until > now)
         loop_timer_arm(s->loop, &s->quiet_timer, s->dead_until);
     s->dead = 0;
+    s->restarts++;
     s->push_cancelled = 0;
     loop_timer_arm(s->loop, &s->push_timer, now + s->cfg.push_interval_ms);
     log_info("locker server started again (W=%d)%s", s->w,

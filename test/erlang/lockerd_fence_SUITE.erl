@@ -19,6 +19,7 @@ all() ->
     [successive_holders_increase,
      extend_and_release_tokens,
      tokens_survive_restart_of_every_master,
+     fence_process_bad_input,
      beam_master_tokens_unavailable].
 
 init_per_suite(Config) ->
@@ -135,3 +136,29 @@ beam_master_tokens_unavailable(Config) ->
     ?assertMatch({ok, ?W, 3, 3}, rpc:call(L, locker, lock, [K, v, 5000])),
     ?assertEqual({ok, v}, rpc:call(maps:get(node, B), lkr, dirty_read, [K])),
     ok.
+
+%% The lockerd_fence process with hostile input: wrong shapes and tokens
+%% are errors, an epoch far ahead is refused (a peer cannot make the node
+%% record it), casts and stray messages are ignored, and the node serves on.
+fence_process_bad_input(Config) ->
+    {_, [M | _], _, _} = lockerd_cluster(Config, "bad"),
+    F = {lockerd_fence, M},
+    K = key(Config),
+    T = make_ref(),
+    {ok, C0} = gen_server:call(F, {get_write_lock, K, not_found, T}),
+    ?assert(is_integer(C0) andalso C0 > 0),
+    ?assertEqual(ok, gen_server:call(F, {release_write_lock, T})),
+    [?assertMatch({error, {unknown_request, _}}, gen_server:call(F, Req))
+     || Req <- [garbage, {write, T, K, v, 1000, not_an_int}, {write, T, K, v, 1000, -5},
+                {write, T, K, v, 1000}, {update, T, K}, {get_write_lock, K},
+                {extend_lease, T, K, v, bad_len, 7}]],
+    ?assertEqual({error, bad_token}, gen_server:call(F, {write, T, K, v, 1000, 1 bsl 62})),
+    ?assertEqual({error, not_found}, rpc:call(M, locker, dirty_read, [K])),
+    gen_server:cast(F, {whatever, 1}),
+    F ! stray,
+    %% a token a little ahead is taken and raises the counter
+    Ahead = C0 + 1000,
+    ?assertEqual(ok, gen_server:call(F, {write, make_ref(), K, v, 1000, Ahead})),
+    {ok, C1} = gen_server:call(F, {get_write_lock, {K, 2}, not_found, make_ref()}),
+    ?assert(C1 >= Ahead),
+    ?assertMatch({ok, _}, rpc:call(M, lockerd, lock, [{K, 3}, v, 1000])).

@@ -72,7 +72,13 @@
 %%    kill the client reads the key on every lockerd master it can reach
 %%    (`exit_probe`, result ok when none still holds the dead pid, fail
 %%    otherwise). A fail with no fault in force from the kill to the read
-%%    is `holder_not_released`: a master kept a dead holder's lease.
+%%    is `holder_not_released`: a master kept a dead holder's lease. A
+%%    holder that lives on reads its key on every lockerd master right
+%%    after the lock and again before it releases (`alive_probe`, result
+%%    fail when a master that held it at the first read no longer did at
+%%    the second). With no kill in between (a restarted master forgets),
+%%    that is `released_while_alive`: pauses and partitions (noconnection)
+%%    must not release a live holder's lease.
 %%
 %% Availability: acknowledged / attempted lock, extend and release
 %% operations, overall and by the fault in force at the invoke time: a
@@ -100,7 +106,8 @@ check(In, _Opts) ->
     Windows = windows(Ops),
     Violations = mutual_exclusion(Windows) ++ lost_releases(Ops)
         ++ stale_leases(maps:get(final, In, skipped)) ++ stale_tokens(Ops)
-        ++ unreleased_holders(Ops, Faults, maps:get(tail, In, 0)),
+        ++ unreleased_holders(Ops, Faults, maps:get(tail, In, 0))
+        ++ released_alive(Ops, Faults),
     #{ops => length(Ops),
       counts => counts(Ops),
       holders => length([W || {_, _, Segs} = W <- Windows, Segs =/= []]),
@@ -117,7 +124,8 @@ check(In, _Opts) ->
 %% already cut by releases and without empty ones.
 windows(Ops) ->
     ByHolder = group(fun(#{key := K, value := V}) -> {K, V} end,
-                     [O || #{op := Op} = O <- Ops, Op =/= probe, Op =/= exit_probe]),
+                     [O || #{op := Op} = O <- Ops, Op =/= probe, Op =/= exit_probe,
+                           Op =/= alive_probe]),
     [{K, V, holder_segments(HOps)} || {{K, V}, HOps} <- ByHolder].
 
 holder_segments(HOps) ->
@@ -228,6 +236,13 @@ unreleased_holders(Ops, Faults, Tail) ->
         fault_at(Inv, Intervals) =:= none, fault_at(Cmp, Intervals) =:= none,
         no_fault_between(Inv, Cmp, Intervals)].
 
+released_alive(Ops, Faults) ->
+    Kills = [{S, E} || #{type := kill, start := S, stop := E} <- Faults],
+    [{released_while_alive, #{key => K, value => V, first => Inv, second => Cmp, lost => Raw}}
+     || #{op := alive_probe, result := fail, key := K, value := V, inv := Inv, cmp := Cmp,
+          raw := Raw} <- Ops,
+        not lists:any(fun({S, E}) -> S =< Cmp andalso Inv =< E end, Kills)].
+
 no_fault_between(A, B, Intervals) ->
     not lists:any(fun({S, _E, _T}) -> A =< S andalso S =< B end, Intervals).
 
@@ -290,7 +305,7 @@ format_report(#{ops := N, counts := C, holders := H, violations := Vs,
     [io_lib:format("  ~b ops, ~b acknowledged holders, ~b fencing tokens; faults: ~s~n",
                    [N, H, maps:get(tokens, Report, 0), fault_summary(F)]),
      [OpLine(Op) || Op <- [lock, extend, release, probe]],
-     [OpLine(Op) || Op <- [exit, exit_probe], maps:is_key({Op, ok}, C) orelse
+     [OpLine(Op) || Op <- [exit, exit_probe, alive_probe], maps:is_key({Op, ok}, C) orelse
                                                maps:is_key({Op, fail}, C)],
      io_lib:format("  availability: ~s~n", [availability_line(Av)]),
      io_lib:format("  by op: ~s~n",
@@ -331,6 +346,10 @@ format_violation({holder_not_released, #{key := K, value := V, exit := E, read :
                                           raw := Raw}}) ->
     io_lib:format("holder_not_released: key ~0p: holder ~0p killed at ~s, still held at ~s "
                   "(~0p)", [K, V, ms(E), ms(R), Raw]);
+format_violation({released_while_alive, #{key := K, value := V, first := F, second := S,
+                                           lost := L}}) ->
+    io_lib:format("released_while_alive: key ~0p: holder ~0p alive, held at ~s, gone at ~s "
+                  "on ~0p", [K, V, ms(F), ms(S), L]);
 format_violation({stale_lease, #{node := N, key := K, value := V}}) ->
     io_lib:format("stale_lease: ~s still holds ~0p = ~0p after every lease ran out", [N, K, V]).
 

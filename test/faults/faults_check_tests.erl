@@ -241,3 +241,19 @@ dead_holder_kept_test() ->
     ?assertEqual([], kinds(check(Ops, #{faults => [F], tail => 0}))),
     F2 = F#{start => 100000},
     ?assertEqual([], kinds(check(Ops, #{faults => [F2], tail => 0}))).
+
+aprobe(C, V, Inv, Cmp, R) -> (op(C, alive_probe, k, V, 0, Inv, Cmp, R))#{raw => [m1]}.
+
+alive_holder_kept_test() ->
+    ?assertEqual([], kinds(check([lock(a, pa, 0, 1000, ok), aprobe(a, pa, 2000, 50000, ok),
+                                  release(a, pa, 51000, 52000, ok)]))).
+
+%% A master dropped a live holder's lease: a violation, under a partition
+%% too; not when a master was killed in between (it forgot everything).
+released_while_alive_test() ->
+    Ops = [lock(a, pa, 0, 1000, ok), aprobe(a, pa, 2000, 50000, fail)],
+    ?assertEqual([released_while_alive], kinds(check(Ops))),
+    P = #{type => partition, desc => "x", start => 10000, stop => 20000},
+    ?assertEqual([released_while_alive], kinds(check(Ops, #{faults => [P], tail => 0}))),
+    K = #{type => kill, desc => "x", start => 10000, stop => 20000},
+    ?assertEqual([], kinds(check(Ops, #{faults => [K], tail => 0}))).

@@ -354,6 +354,7 @@ mortal_cycle(#{env := Env, tab := Tab, id := Id, t0 := T0} = C, Lockerds) ->
     Key = {mortal, rand:uniform(maps:get(keys, Env))},
     Lease = between(maps:get(lease_min, Env), maps:get(lease_max, Env)),
     Parent = self(),
+    Spawned = erlang:monotonic_time(microsecond) - T0,
     {P, Ref} = spawn_monitor(fun() ->
                                      R = op(C, lock, Key, self(), Lease),
                                      Parent ! {locked, self(), R},
@@ -366,6 +367,8 @@ mortal_cycle(#{env := Env, tab := Tab, id := Id, t0 := T0} = C, Lockerds) ->
                              end),
     receive
         {locked, P, ok} ->
+            Before = holding(Lockerds, Key, P, T0),
+            T1 = erlang:monotonic_time(microsecond) - T0,
             timer:sleep(between(0, Lease div 3)),
             case rand:uniform(2) of
                 1 ->
@@ -384,6 +387,18 @@ mortal_cycle(#{env := Env, tab := Tab, id := Id, t0 := T0} = C, Lockerds) ->
                                       result => case Kept of [] -> ok; _ -> fail end,
                                       raw => Kept});
                 2 ->
+                    %% alive all along: every master that held it still does
+                    After = holding(Lockerds, Key, P, T0),
+                    T2 = erlang:monotonic_time(microsecond) - T0,
+                    %% a read after the earliest end of the lease proves
+                    %% nothing (the lock was invoked after Spawned)
+                    Ends = Spawned + (Lease - 50) * 1000,
+                    Lost = [N || {N, true, _} <- Before, {N2, false, At} <- After,
+                                 N2 =:= N, At < Ends],
+                    record(Tab, Id, #{op => alive_probe, key => Key, value => P, lease => 0,
+                                      inv => T1, cmp => T2,
+                                      result => case Lost of [] -> ok; _ -> fail end,
+                                      raw => Lost}),
                     P ! release,
                     receive {'DOWN', Ref, process, P, _} -> ok end
             end;
@@ -391,6 +406,13 @@ mortal_cycle(#{env := Env, tab := Tab, id := Id, t0 := T0} = C, Lockerds) ->
             receive {'DOWN', Ref, process, P, _} -> ok end,
             timer:sleep(between(100, 400))
     end.
+
+%% [{Node, Holds, ReadAt}] for the masters that answered: does it hold pid?
+holding(Lockerds, Key, Pid, T0) ->
+    [{N, V =:= {ok, Pid}, erlang:monotonic_time(microsecond) - T0}
+     || N <- Lockerds,
+        V <- [catch gen_server:call({locker, N}, {dirty_read, Key}, 500)],
+        V =:= {error, not_found} orelse (is_tuple(V) andalso element(1, V) =:= ok)].
 
 record(Tab, Id, Op) ->
     ets:insert(Tab, {Id, Op#{client => {e, Id}}}).
