@@ -299,7 +299,7 @@ format_report(#{ops := N, counts := C, holders := H, violations := Vs,
                 availability := Av, faults := F, final_checked := Final} = Report) ->
     Count = fun(Op, R) -> maps:get({Op, R}, C, 0) end,
     OpLine = fun(Op) ->
-                     io_lib:format("  ~-10s ~6b ok ~6b failed ~4b unknown~n",
+                     io_lib:format("  ~-11s ~6b ok ~6b failed ~4b unknown~n",
                                    [Op, Count(Op, ok), Count(Op, fail), Count(Op, unknown)])
              end,
     [io_lib:format("  ~b ops, ~b acknowledged holders, ~b fencing tokens; faults: ~s~n",
