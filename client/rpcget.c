@@ -58,33 +58,12 @@ static struct term span_of(const struct buf *b) { return (struct term){b->data, 
 static int rpc_write(struct lkc_rpc *p, struct conn *conn, struct rpc_cmd *r,
                      struct term req_id)
 {
-    buf_reset(&p->scratch);
-    int rc = enc_list(&p->scratch, 1);
-    if (!rc) rc = enc_atom(&p->scratch, "monitor");
-    if (!rc) rc = enc_nil(&p->scratch);
-    if (rc)
-        return rc;
-    struct buf *out = conn_out(conn);
-    size_t keep = out->len, mark;
-    rc = ctrl_frame_begin(out, &mark);
-    if (!rc) rc = ctrl_enc_spawn_request(out, req_id, p->pid, p->pid, "erpc", "execute_call", 4,
-                                         span_of(&p->scratch));
-    if (!rc) rc = ctrl_payload_begin(out);
-    if (!rc) rc = enc_list(out, 4);
-    if (!rc) rc = enc_raw(out, span_of(&r->res));
-    if (!rc) rc = enc_atom(out, "locker");
-    if (!rc) rc = enc_atom(out, "dirty_read");
-    if (!rc) rc = enc_list(out, 1);
-    if (!rc) rc = enc_raw(out, span_of(&r->key));
-    if (!rc) rc = enc_nil(out);
-    if (!rc) rc = enc_nil(out);
-    if (rc) {
-        out->len = keep; /* whole frame or nothing */
-        return rc;
-    }
-    ctrl_frame_end(out, mark);
-    conn_mark_dirty(conn);
-    return 0;
+    struct term key = span_of(&r->key);
+    int rc = ctrl_frame_erpc_call(conn_out(conn), req_id, p->pid, span_of(&r->res), "locker",
+                                  "dirty_read", &key, 1);
+    if (!rc)
+        conn_mark_dirty(conn);
+    return rc;
 }
 
 /* One attempt on `peer`: fresh ReqId and Res, then the request. */

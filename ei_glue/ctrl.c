@@ -352,3 +352,31 @@ int ctrl_term_node(struct term t, char *out, size_t cap)
     }
     return term_get_atom(t.p, t.len, &pos, out, cap);
 }
+
+int ctrl_frame_erpc_call(struct buf *out, struct term req_id, struct term from, struct term res,
+                         const char *mod, const char *fun, const struct term *args,
+                         uint32_t nargs)
+{
+    static const uint8_t monitor_opt[] = {108, 0, 0, 0, 1, 119, 7, 'm', 'o', 'n', 'i', 't', 'o',
+                                          'r', 106}; /* [monitor] */
+    size_t keep = out->len, mark;
+    int rc = ctrl_frame_begin(out, &mark);
+    if (!rc) rc = ctrl_enc_spawn_request(out, req_id, from, from, "erpc", "execute_call", 4,
+                                         (struct term){monitor_opt, sizeof monitor_opt});
+    if (!rc) rc = ctrl_payload_begin(out);
+    if (!rc) rc = enc_list(out, 4);
+    if (!rc) rc = enc_raw(out, res);
+    if (!rc) rc = enc_atom(out, mod);
+    if (!rc) rc = enc_atom(out, fun);
+    if (!rc && nargs) rc = enc_list(out, nargs);
+    for (uint32_t i = 0; i < nargs && !rc; i++)
+        rc = enc_raw(out, args[i]);
+    if (!rc) rc = enc_nil(out);
+    if (!rc) rc = enc_nil(out);
+    if (rc) {
+        out->len = keep;
+        return rc;
+    }
+    ctrl_frame_end(out, mark);
+    return 0;
+}

@@ -93,6 +93,12 @@ int ctrl_enc_spawn_request(struct buf *out, struct term req_id, struct term from
                            struct term group_leader, const char *mod, const char *fun,
                            int64_t arity, struct term opts);
 
+/* A whole erpc:call frame: SPAWN_REQUEST {29, ReqId, From, From, {erpc,
+ * execute_call, 4}, [monitor]} + [Res, Mod, Fun, [Args...]], appended to
+ * out, or nothing (out unchanged) on error. */
+int ctrl_frame_erpc_call(struct buf *out, struct term req_id, struct term from, struct term res,
+                         const char *mod, const char *fun, const struct term *args,
+                         uint32_t nargs);
 /* Node name inside a pid/ref/port span (any encoding) into out. 0 / -EINVAL. */
 int ctrl_term_node(struct term t, char *out, size_t cap);
 

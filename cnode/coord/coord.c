@@ -364,13 +364,24 @@ int coord_cancel(struct coord *c, uint64_t task_id)
     return 0;
 }
 
-void coord_on_reply(struct coord *c, uint64_t call_id, struct term reply, int64_t now)
+/* The task whose call call_id still waits (its slot in *slot), or NULL for
+ * an unknown, late or duplicate id. */
+static struct coord__task *pending_call(struct coord *c, uint64_t call_id, size_t *slot)
 {
     struct coord__task *t = coord__tab_get(c, call_id >> COORD__ID_SHIFT);
-    size_t slot = (size_t)(call_id & ((1u << COORD__SLOT_BITS) - 1));
+    *slot = (size_t)(call_id & ((1u << COORD__SLOT_BITS) - 1));
     unsigned ph = (unsigned)(call_id >> COORD__SLOT_BITS) & 1;
-    if (!t || t->phase == COORD__DONE || ph != t->phase_no || slot >= t->ncur ||
-        t->slots[slot].state != COORD__PENDING)
+    if (!t || t->phase == COORD__DONE || ph != t->phase_no || *slot >= t->ncur ||
+        t->slots[*slot].state != COORD__PENDING)
+        return NULL;
+    return t;
+}
+
+void coord_on_reply(struct coord *c, uint64_t call_id, struct term reply, int64_t now)
+{
+    size_t slot;
+    struct coord__task *t = pending_call(c, call_id, &slot);
+    if (!t)
         return;
     t->now = now;
     slot_answer(t, slot, reply);
@@ -379,11 +390,9 @@ void coord_on_reply(struct coord *c, uint64_t call_id, struct term reply, int64_
 
 void coord_on_noproc(struct coord *c, uint64_t call_id, int64_t now)
 {
-    struct coord__task *t = coord__tab_get(c, call_id >> COORD__ID_SHIFT);
-    size_t slot = (size_t)(call_id & ((1u << COORD__SLOT_BITS) - 1));
-    unsigned ph = (unsigned)(call_id >> COORD__SLOT_BITS) & 1;
-    if (!t || t->phase == COORD__DONE || ph != t->phase_no || slot >= t->ncur ||
-        t->slots[slot].state != COORD__PENDING)
+    size_t slot;
+    struct coord__task *t = pending_call(c, call_id, &slot);
+    if (!t)
         return;
     t->now = now;
     if (t->fenced && t->phase == COORD__VOTE) {

@@ -149,24 +149,27 @@ static int f_set_coalesce(struct apply *a, const struct call *c)
     return enc_atom(&a->out, "ok");
 }
 
-/* lockerd:set_eager_push(true | false): --eager-push at run time. */
-static int f_set_eager_push(struct apply *a, const struct call *c)
+/* lockerd:set_X(true | false): switch a server setting; ok. */
+static int set_bool(struct apply *a, const struct call *c,
+                    void (*set)(struct server *, int))
 {
     int on = term_is_atom(c->args[0].p, c->args[0].len, 0, "true");
     if (!on && !term_is_atom(c->args[0].p, c->args[0].len, 0, "false"))
         return -EINVAL;
-    server_set_eager_push(a->server, on);
+    set(a->server, on);
     return enc_atom(&a->out, "ok");
 }
 
-/* lockerd:set_release_on_exit(true | false): --release-on-exit at run time. */
+/* lockerd:set_eager_push/1: --eager-push at run time. */
+static int f_set_eager_push(struct apply *a, const struct call *c)
+{
+    return set_bool(a, c, server_set_eager_push);
+}
+
+/* lockerd:set_release_on_exit/1: --release-on-exit at run time. */
 static int f_set_release_on_exit(struct apply *a, const struct call *c)
 {
-    int on = term_is_atom(c->args[0].p, c->args[0].len, 0, "true");
-    if (!on && !term_is_atom(c->args[0].p, c->args[0].len, 0, "false"))
-        return -EINVAL;
-    server_set_release_on_exit(a->server, on);
-    return enc_atom(&a->out, "ok");
+    return set_bool(a, c, server_set_release_on_exit);
 }
 
 static int f_whereis(struct apply *a, const struct call *c)

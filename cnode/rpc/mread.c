@@ -32,7 +32,7 @@ struct mread {
     struct term pid;
     struct rd *pending;
     size_t npending;
-    struct buf scratch, out;
+    struct buf out;
 };
 
 static struct term span(const struct buf *b) { return (struct term){b->data, (uint32_t)b->len}; }
@@ -169,33 +169,11 @@ static void mread_on_conn(void *ud, struct conn *c, int up)
 static int send_request(struct mread *m, struct conn *conn, struct rd *r, struct term req_id,
                         struct term key)
 {
-    buf_reset(&m->scratch);
-    int rc = enc_list(&m->scratch, 1);
-    if (!rc) rc = enc_atom(&m->scratch, "monitor");
-    if (!rc) rc = enc_nil(&m->scratch);
-    if (rc)
-        return rc;
-    struct buf *out = conn_out(conn);
-    size_t keep = out->len, mark;
-    rc = ctrl_frame_begin(out, &mark);
-    if (!rc) rc = ctrl_enc_spawn_request(out, req_id, m->pid, m->pid, "erpc", "execute_call", 4,
-                                         span(&m->scratch));
-    if (!rc) rc = ctrl_payload_begin(out);
-    if (!rc) rc = enc_list(out, 4);
-    if (!rc) rc = enc_raw(out, span(&r->res));
-    if (!rc) rc = enc_atom(out, "locker");
-    if (!rc) rc = enc_atom(out, "dirty_read");
-    if (!rc) rc = enc_list(out, 1);
-    if (!rc) rc = enc_raw(out, key);
-    if (!rc) rc = enc_nil(out);
-    if (!rc) rc = enc_nil(out);
-    if (rc) {
-        out->len = keep; /* the whole frame or nothing */
-        return rc;
-    }
-    ctrl_frame_end(out, mark);
-    conn_mark_dirty(conn);
-    return 0;
+    int rc = ctrl_frame_erpc_call(conn_out(conn), req_id, m->pid, span(&r->res), "locker",
+                                  "dirty_read", &key, 1);
+    if (!rc)
+        conn_mark_dirty(conn);
+    return rc;
 }
 
 int mread_start(struct mread *m, const char *master, struct term key, apply_done_fn done,
@@ -241,7 +219,6 @@ struct mread *mread_new(struct node *n)
     if (!m)
         return NULL;
     m->node = n;
-    buf_init(&m->scratch);
     buf_init(&m->out);
     if (node_spawn_raw(n, NULL, mread_on_msg, m, &m->pid) ||
         node_subscribe(n, mread_on_conn, m)) {
@@ -259,7 +236,6 @@ void mread_free(struct mread *m)
         buf_reset(&m->out);
         rd_finish(m->pending, -ECANCELED);
     }
-    buf_free(&m->scratch);
     buf_free(&m->out);
     free(m);
 }
