@@ -3,7 +3,7 @@
 # masters and answers every call with {:echo, request}.
 #
 # LockerTest.Registry.whereis_name reads the local lease table only
-# (PROTOCOL.md section 6: a BEAM node sees a name once it holds the lease
+# (docs/protocol.md section 6: a BEAM node sees a name once it holds the lease
 # locally). So this ExUnit node is made a replica: it runs lkr_server and
 # is listed in the masters' --replicas, and receives their transaction log
 # the way a replica BEAM node in production would; no rpc shortcut.

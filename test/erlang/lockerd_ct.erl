@@ -606,7 +606,7 @@ raw_close_all(Socks) ->
     [gen_tcp:close(S) || S <- Socks],
     ok.
 
-%% A minimal initiator handshake (DIST.md section 2) as node MyName
+%% A minimal initiator handshake (docs/distribution.md section 2) as node MyName
 %% ("alive@host") with this VM's cookie: send_name, status, challenge,
 %% reply with the digest, ack. Returns {ok, Socket} in {packet, 4} mode
 %% (frames after the handshake), or {error, Step, Reason}.
