@@ -1,8 +1,8 @@
 defmodule LockerTest.Registry do
   @moduledoc """
   A `:via` registry with the behaviour of `Locker.Registry` (docs/protocol.md
-  section 6), built on the `:locker` client API (test/erlang/locker.erl on
-  BEAM test nodes), as the real wrapper is.
+  section 6), built on the `:locker` client API as the real wrapper is
+  (test/erlang/locker.erl on BEAM test nodes).
 
   Names are locker keys whose value is the owner pid. Lookups read the local
   lease table only, so a node sees a name once it holds the lease locally:

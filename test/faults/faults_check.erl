@@ -49,8 +49,9 @@
 %%    availability figures.
 %%
 %% 3. Stale leases. After the run every fault is healed, the clients stop,
-%%    and the driver waits longer than any lease (plus the BEAM server's
-%%    1 s expiry sweep, and a tick time after the heal for commits held up
+%%    and the driver waits longer than any lease (plus up to 2 s for the
+%%    BEAM server's 1-second expiry buckets checked every second, and a
+%%    tick time after the heal for commits held up
 %%    by a partition) before reading every master's table: a lease still
 %%    there outlived its length (`stale_lease`).
 %%

@@ -26,7 +26,7 @@
 
 -export([main/0]).
 
--define(SETTLE_MARGIN_MS, 2000).   %% lkr_server's 1 s expiry sweep, and then some
+-define(SETTLE_MARGIN_MS, 3000).   %% lkr_server: 1 s buckets checked every second (up to 2 s late), and then some
 
 main() ->
     Env = env(),
