@@ -33,6 +33,11 @@
 #define WARN_BURST 10
 /* Failures of incoming connections that never named themselves. */
 #define ANON_FAIL_BURST 10
+/* Failed handshakes of peers that named themselves (wrong cookie, refused
+ * by policy): anyone can provoke them, before any authentication. */
+#define HS_FAIL_BURST 10
+/* One line about a throttled peer per this period at most. */
+#define THROTTLE_LOG_MS 10000
 
 struct conn_set {
     struct loop *loop;
@@ -50,50 +55,10 @@ struct conn_set {
     size_t handshakes;              /* incoming, in CONN_HANDSHAKE */
     struct conn_ratelim refuse_rl;  /* accepts refused at a limit */
     struct conn_ratelim anon_rl;    /* unnamed incoming connections failing */
+    struct conn_ratelim hsfail_rl;  /* named incoming handshakes failing */
+    struct conn_water water;
+    size_t out_total;               /* sum of every connection's out_acct */
 };
-
-/* ---- limits (pure) ---- */
-
-int conn_ratelim_pass(struct conn_ratelim *r, int64_t now, uint32_t burst, uint32_t *suppressed)
-{
-    *suppressed = 0;
-    if (r->passed < burst) {
-        /* The quiet period starts with the last event of the burst, so a
-         * burst is followed by at most one line per period. */
-        if (++r->passed == burst)
-            r->next_at = now + CONN_RATELIM_MS;
-        return 1;
-    }
-    if (now < r->next_at) {
-        if (r->suppressed < UINT32_MAX)
-            r->suppressed++;
-        return 0;
-    }
-    *suppressed = r->suppressed;
-    r->suppressed = 0;
-    r->next_at = now + CONN_RATELIM_MS;
-    return 1;
-}
-
-uint32_t conn_ratelim_flush(struct conn_ratelim *r, int64_t now)
-{
-    if (!r->suppressed || now < r->next_at)
-        return 0;
-    uint32_t n = r->suppressed;
-    r->suppressed = 0;
-    r->next_at = now + CONN_RATELIM_MS;
-    return n;
-}
-
-enum conn_admit conn_admit(size_t conns, size_t max_conns, size_t handshakes,
-                           size_t max_handshakes)
-{
-    if (conns >= max_conns)
-        return CONN_REFUSE_CONNS;
-    if (max_handshakes && handshakes >= max_handshakes)
-        return CONN_REFUSE_HANDSHAKES;
-    return CONN_ADMIT;
-}
 
 static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events);
 
@@ -141,7 +106,7 @@ static const char *conn_io_error(struct conn *c, int err)
 
 static void conn_watch(struct conn *c)
 {
-    uint32_t ev = EPOLLIN;
+    uint32_t ev = c->throttled ? 0 : EPOLLIN;
     /* TLS waits for writability only when OpenSSL says so: queued output
      * may be blocked on the peer's handshake bytes instead. */
     int out = c->tls ? tls_want_write(c->tls) : buf_size(&c->out) != 0;
@@ -193,6 +158,9 @@ static int conn_is_incoming_hs(const struct conn *c)
     return c->state == CONN_HANDSHAKE && !c->initiator && !c->loopback;
 }
 
+/* Failures of incoming connections are logged under a rate limit: anyone
+ * can open sockets and say nothing, or name themselves and fail the
+ * cookie check, as fast as they like. */
 static void conn_log_close(struct conn *c, enum conn_state was, const char *why)
 {
     struct conn_set *s = c->set;
@@ -202,17 +170,29 @@ static void conn_log_close(struct conn *c, enum conn_state was, const char *why)
                  c->warn_rl.suppressed, c->peer);
     if (was == CONN_UP) {
         log_info("connection to %s closed: %s", c->peer, why);
-    } else if (c->initiator || c->peer[0]) {
-        log_info("connection %s%s failed: %s", c->initiator ? "to " : "from ",
-                 c->peer[0] ? c->peer : "(unnamed peer)", why);
-    } else if (conn_ratelim_pass(&s->anon_rl, loop_now(s->loop), ANON_FAIL_BURST, &dropped)) {
-        /* Anyone can open sockets and say nothing: bounded log. */
-        if (dropped)
-            log_info("connection from (unnamed peer) failed: %s (%u more such failures "
-                     "not logged)", why, dropped);
-        else
-            log_info("connection from (unnamed peer) failed: %s", why);
+        return;
     }
+    if (c->initiator) {
+        log_info("connection to %s failed: %s", c->peer, why);
+        return;
+    }
+    struct conn_ratelim *rl = c->peer[0] ? &s->hsfail_rl : &s->anon_rl;
+    if (!conn_ratelim_pass(rl, loop_now(s->loop), c->peer[0] ? HS_FAIL_BURST : ANON_FAIL_BURST,
+                           &dropped))
+        return;
+    char more[80] = "";
+    if (dropped)
+        snprintf(more, sizeof more, " (%u more such failures not logged)", dropped);
+    log_info("connection from %s [%s] failed: %s%s", c->peer[0] ? c->peer : "(unnamed peer)",
+             c->src_txt[0] ? c->src_txt : "?", why, more);
+}
+
+/* The set's total of queued output follows c's. */
+static void conn_account(struct conn *c)
+{
+    size_t now = c->state == CONN_CLOSED ? 0 : buf_size(&c->out);
+    c->set->out_total = c->set->out_total - c->out_acct + now;
+    c->out_acct = now;
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -234,6 +214,7 @@ void conn_close(struct conn *c, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     s->count--;
+    conn_account(c);
     conn_log_close(c, was, why);
     if (s->ops.on_down)
         s->ops.on_down(s->ud, c, why);
@@ -268,6 +249,19 @@ void conn_mark_dirty(struct conn *c)
     c->set->dirty = c;
 }
 
+/* Over its cap: a peer that does not read what is not a reply to it
+ * (pushes, wake-ups), since replies stop coming once it is throttled. An
+ * oversize reply being sent is the exception (out_allow). */
+static int conn_out_over_cap(struct conn *c)
+{
+    size_t out = buf_size(&c->out);
+    if (out <= c->set->cfg.max_out) {
+        c->out_allow = 0;
+        return 0;
+    }
+    return out > c->out_allow;
+}
+
 /* Write what we can; 0, or -errno when the connection must close. */
 static int conn_flush(struct conn *c)
 {
@@ -278,15 +272,32 @@ static int conn_flush(struct conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
+            conn_account(c);
             return -errno;
         }
         buf_consume(&c->out, (size_t)n);
         c->last_tx = loop_now(c->set->loop);
     }
-    if (buf_size(&c->out) > c->set->cfg.max_out)
+    conn_account(c);
+    if (conn_out_over_cap(c))
         return -ENOBUFS;
     conn_watch(c);
     return 0;
+}
+
+/* A throttled connection whose output drained below its mark is read
+ * again, starting with the frames that waited in its input. */
+static void conn_process_frames(struct conn *c);
+
+static void conn_maybe_resume(struct conn *c)
+{
+    struct conn_set *s = c->set;
+    if (!c->throttled || c->state != CONN_UP ||
+        conn_over_water(&s->water, buf_size(&c->out), s->out_total, 1))
+        return;
+    c->throttled = 0;
+    conn_watch(c);
+    conn_process_frames(c);
 }
 
 /* Frames to ourselves: deliver them. Handlers may write more frames to
@@ -326,6 +337,8 @@ static int conn_flush_hook(struct loop *l, void *ud)
                 conn_close(c, "output queue over its cap (peer not reading)");
             else if (rc)
                 conn_close(c, conn_io_error(c, -rc));
+            else
+                conn_maybe_resume(c);
         }
         c = next;
     }
@@ -388,8 +401,6 @@ static void conn_up(struct conn *c)
         c->set->ops.on_up(c->set->ud, c);
 }
 
-static void conn_process_frames(struct conn *c);
-
 static void conn_handshake_input(struct conn *c)
 {
     size_t used = 0;
@@ -411,10 +422,47 @@ static void conn_handshake_input(struct conn *c)
 
 /* ---- frames ---- */
 
+/* 1 when c must stop being read: its output (or all output) is over the
+ * mark. Logged once per throttling, rate-limited per peer. */
+static int conn_throttle_check(struct conn *c)
+{
+    struct conn_set *s = c->set;
+    if (c->loopback || !conn_over_water(&s->water, buf_size(&c->out), s->out_total, 0))
+        return 0;
+    c->throttled = 1;
+    conn_watch(c);
+    /* A peer whose replies are each over the mark is throttled after
+     * every one: a line per episode would be a line per call. */
+    int64_t now = loop_now(s->loop);
+    c->throttles++;
+    if (now >= c->throttle_log_at) {
+        log_warn("not reading from %s until it reads: %zu bytes queued for it (%zu for all "
+                 "peers; --max-out %zu, --max-out-total %zu); throttled %u times since the "
+                 "last such line", c->peer, buf_size(&c->out), s->out_total, s->cfg.max_out,
+                 s->cfg.max_out_total, c->throttles);
+        c->throttles = 0;
+        c->throttle_log_at = now + THROTTLE_LOG_MS;
+    }
+    return 1;
+}
+
+/* A single frame whose answer alone is larger than --max-out: sent
+ * whole, since cutting a reply breaks the peer's stream. */
+static void conn_note_reply(struct conn *c, size_t before)
+{
+    size_t out = buf_size(&c->out), max = c->set->cfg.max_out;
+    if (out <= max || before >= out)
+        return;
+    c->out_allow = out;
+    if (out - before > max)
+        conn_warn(c, "a reply of %zu bytes to %s is larger than --max-out %zu: sent whole",
+                  out - before, c->peer, max);
+}
+
 static void conn_process_frames(struct conn *c)
 {
     struct conn_set *s = c->set;
-    while (c->state == CONN_UP && buf_size(&c->in)) {
+    while (c->state == CONN_UP && buf_size(&c->in) && !c->throttled) {
         const uint8_t *body;
         size_t blen;
         int n = frame_split(buf_head(&c->in), buf_size(&c->in), s->cfg.max_frame, &body, &blen);
@@ -428,8 +476,15 @@ static void conn_process_frames(struct conn *c)
             return;
         }
         if (blen) {
+            if (conn_throttle_check(c))
+                return;
+            size_t before = buf_size(&c->out);
             loop_note_work(s->loop, 1);
             s->ops.on_frame(s->ud, c, body, blen);
+            if (c->state == CONN_CLOSED)
+                return;
+            conn_note_reply(c, before);
+            conn_account(c);
         }
         buf_consume(&c->in, (size_t)n);
     }
@@ -626,7 +681,12 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
      * OpenSSL decrypted already are invisible to epoll (tls.h). */
     if (c->tls)
         events |= EPOLLIN | EPOLLOUT;
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if (c->throttled && (events & (EPOLLHUP | EPOLLERR))) {
+        /* Not reading, so the error would be reported again and again. */
+        conn_close(c, "connection error while its output was queued");
+        return;
+    }
+    if (!c->throttled && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         do
             conn_read(c);
         while (c->tls && c->state != CONN_CLOSED && tls_pending(c->tls));
@@ -635,6 +695,8 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
         int rc = conn_flush(c);
         if (rc)
             conn_close(c, rc == -ENOBUFS ? "output queue over its cap" : conn_io_error(c, -rc));
+        else
+            conn_maybe_resume(c);
     }
 }
 
@@ -643,7 +705,7 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
 /* Close a socket accepted over a limit. Closing at once (rather than
  * leaving it in the backlog) frees the kernel's queue for honest peers
  * and tells the client now instead of after its own timeout. */
-static void conn_refuse(struct conn_set *s, int fd, enum conn_admit why)
+static void conn_refuse(struct conn_set *s, int fd, enum conn_admit why, const char *src)
 {
     close(fd);
     uint32_t dropped;
@@ -655,9 +717,42 @@ static void conn_refuse(struct conn_set *s, int fd, enum conn_admit why)
     if (why == CONN_REFUSE_CONNS)
         log_warn("refusing connection: %zu connections already (--max-conns)%s", s->count,
                  more);
+    else if (why == CONN_REFUSE_SOURCE)
+        log_warn("refusing connection from %s: %zu handshakes from that address in progress "
+                 "(--max-handshakes-per-source)%s", src, s->cfg.max_hs_per_source, more);
     else
         log_warn("refusing connection: %zu handshakes in progress (--max-handshakes)%s",
                  s->handshakes, more);
+}
+
+/* The peer's address as bytes (compared) and text (logged); srclen 0
+ * for a family other than IPv4 / IPv6. */
+static void sockaddr_src(const struct sockaddr_storage *sa, uint8_t *src, uint8_t *srclen,
+                         char *txt, size_t cap)
+{
+    const void *a = NULL;
+    *srclen = 0;
+    if (sa->ss_family == AF_INET) {
+        a = &((const struct sockaddr_in *)sa)->sin_addr;
+        *srclen = 4;
+    } else if (sa->ss_family == AF_INET6) {
+        a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        *srclen = 16;
+    }
+    if (!a || !inet_ntop(sa->ss_family, a, txt, (socklen_t)cap))
+        snprintf(txt, cap, "?");
+    if (a)
+        memcpy(src, a, *srclen);
+}
+
+/* Incoming handshakes in progress from one address. */
+static size_t conn_hs_from(const struct conn_set *s, const uint8_t *src, uint8_t srclen)
+{
+    size_t n = 0;
+    for (const struct conn *o = s->head; o; o = o->next)
+        if (conn_is_incoming_hs(o) && o->srclen == srclen && memcmp(o->src, src, srclen) == 0)
+            n++;
+    return n;
 }
 
 static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
@@ -666,16 +761,24 @@ static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
     (void)events;
     struct conn_set *s = io->ud;
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof sa;
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&sa, &salen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 log_warn("accept failed: %s", strerror(errno));
             return;
         }
+        uint8_t src[16], srclen;
+        char txt[48];
+        sockaddr_src(&sa, src, &srclen, txt, sizeof txt);
         enum conn_admit adm = conn_admit(s->count, s->cfg.max_conns, s->handshakes,
                                          s->cfg.max_handshakes);
+        if (adm == CONN_ADMIT && srclen)
+            adm = conn_admit_source(conn_hs_from(s, src, srclen), s->cfg.max_hs_per_source);
         if (adm != CONN_ADMIT) {
-            conn_refuse(s, fd, adm);
+            conn_refuse(s, fd, adm, txt);
             continue;
         }
         set_nonblock(fd);
@@ -684,6 +787,9 @@ static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
             close(fd);
             continue;
         }
+        memcpy(c->src, src, sizeof src);
+        c->srclen = srclen;
+        memcpy(c->src_txt, txt, sizeof txt);
         c->state = CONN_HANDSHAKE;
         s->handshakes++;
         struct hs_cfg hc = hs_cfg_of(s);
@@ -739,6 +845,7 @@ struct conn_set *conn_set_new(struct loop *l, const struct conn_cfg *cfg,
     s->ops = *ops;
     s->ud = ud;
     s->listen_fd = -1;
+    conn_water_init(&s->water, cfg->max_out, cfg->max_out_total);
     s->rng = (uint32_t)loop_now(l) * 2654435761u ^ (uint32_t)getpid() ^ 0x9e3779b9u;
     if (!s->rng)
         s->rng = 1;
@@ -803,6 +910,7 @@ struct conn *conn_find(struct conn_set *s, const char *node)
 }
 
 struct conn *conn_first(struct conn_set *s) { return s->head; }
+size_t conn_out_total(const struct conn_set *s) { return s->out_total; }
 size_t conn_count(const struct conn_set *s) { return s->count; }
 void conn_set_creation(struct conn_set *s, uint32_t creation)
 {
@@ -820,6 +928,18 @@ static void conn_flush_ratelims(struct conn_set *s, int64_t now)
     n = conn_ratelim_flush(&s->anon_rl, now);
     if (n)
         log_info("%u more incoming connections failed before naming themselves", n);
+    n = conn_ratelim_flush(&s->hsfail_rl, now);
+    if (n)
+        log_info("%u more incoming handshakes failed (not logged one by one)", n);
+}
+
+/* A throttled peer is alive while it reads what it is sent. */
+static int conn_dead(const struct conn *c, int64_t now, int64_t dead_ms)
+{
+    int64_t last = c->last_rx;
+    if (c->throttled && c->last_tx > last)
+        last = c->last_tx;
+    return now - last >= dead_ms;
 }
 
 void conn_set_periodic(struct conn_set *s, int64_t now)
@@ -831,8 +951,13 @@ void conn_set_periodic(struct conn_set *s, int64_t now)
         if (c->state != CONN_UP) {
             if (c->deadline && now >= c->deadline)
                 conn_close(c, "connection set-up timed out");
-        } else if (now - c->last_rx >= s->cfg.dead_ms) {
-            conn_close(c, "no traffic within the net tick time: peer declared dead");
+        } else if (conn_dead(c, now, s->cfg.dead_ms)) {
+            conn_close(c, c->throttled ? "not reading its output within the net tick time: "
+                                         "peer declared dead"
+                                       : "no traffic within the net tick time: peer declared dead");
+        } else if (c->throttled) {
+            /* The total may have drained through other peers. */
+            conn_maybe_resume(c);
         } else if (now - c->last_tx >= s->cfg.tick_ms && !buf_size(&c->out)) {
             static const uint8_t tick[4] = {0, 0, 0, 0};
             buf_append(&c->out, tick, 4);

@@ -58,6 +58,7 @@ struct node {
     struct loop_timer periodic;
     struct buf scratch;
     struct conn_ratelim dial_rl;  /* dials refused by the allowlist */
+    struct conn_ratelim deny_rl;  /* handshakes refused by the allowlist */
 };
 
 /* ---- local processes ---- */
@@ -464,8 +465,12 @@ static enum hs_status node_decide(void *ud, struct conn *c, const char *peer, ui
     if (strcmp(peer, n->name) == 0)
         return HS_NOT_ALLOWED;
     if (!node_allowed(n, peer)) {
-        /* Named, so not rate-limited: every refusal is worth a line. */
-        log_warn("refusing connection from %s: not on the --allow list", peer);
+        /* The name is the peer's word, before any cookie check: anyone
+         * can provoke this line, so it is rate-limited. */
+        uint32_t dropped;
+        if (conn_ratelim_pass(&n->deny_rl, loop_now(n->loop), 10, &dropped))
+            log_warn("refusing connection from %s: not on the --allow list (%u such "
+                     "refusals not logged since the last line)", peer, dropped);
         return HS_NOT_ALLOWED;
     }
     for (struct conn *o = conn_first(n->conns); o; o = o->next) {
@@ -613,6 +618,8 @@ int node_start(struct node *n, char *err, size_t errlen)
         .max_out = n->cfg.max_out,
         .max_conns = n->cfg.max_conns,
         .max_handshakes = n->cfg.max_handshakes,
+        .max_hs_per_source = n->cfg.max_hs_per_source,
+        .max_out_total = n->cfg.max_out_total,
         .tick_ms = tick / 4,
         .dead_ms = tick,
         .handshake_ms = n->cfg.handshake_ms,

@@ -46,6 +46,8 @@ struct node_cfg {
     size_t max_out;
     size_t max_conns;
     size_t max_handshakes;    /* incoming handshakes in progress; 0 = no cap */
+    size_t max_hs_per_source; /* of those, from one address; 0 = no cap */
+    size_t max_out_total;     /* output queued for all peers; 0 = no cap */
     int net_ticktime_s;
     int64_t handshake_ms;
     char *const *allow;       /* node names; NULL = every node (caller owns,

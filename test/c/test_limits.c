@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "cnode/core/log.h"
 #include "cnode/dist/conn.h"
 
 static void test_admit(void **state)
@@ -90,6 +91,77 @@ static void test_ratelim_flush(void **state)
     assert_int_equal(dropped, 1);
 }
 
+/* One address holding its share of handshake slots is refused, others
+ * are not; 0 disables the per-source cap. */
+static void test_admit_source(void **state)
+{
+    (void)state;
+    assert_int_equal(conn_admit_source(0, 8), CONN_ADMIT);
+    assert_int_equal(conn_admit_source(7, 8), CONN_ADMIT);
+    assert_int_equal(conn_admit_source(8, 8), CONN_REFUSE_SOURCE);
+    assert_int_equal(conn_admit_source(1000, 0), CONN_ADMIT);
+}
+
+/* Per connection: stop reading at half of --max-out, resume at a
+ * quarter; nothing in between changes the state. */
+static void test_water_conn(void **state)
+{
+    (void)state;
+    struct conn_water w;
+    conn_water_init(&w, 16u << 20, 0);
+    assert_false(conn_over_water(&w, 0, 0, 0));
+    assert_false(conn_over_water(&w, (8u << 20) - 1, 0, 0));
+    assert_true(conn_over_water(&w, 8u << 20, 0, 0));
+    /* Throttled: still over until at most a quarter is queued. */
+    assert_true(conn_over_water(&w, (4u << 20) + 1, 0, 1));
+    assert_false(conn_over_water(&w, 4u << 20, 0, 1));
+    /* No total cap: the total does not matter. */
+    assert_false(conn_over_water(&w, 1u << 20, SIZE_MAX, 0));
+}
+
+/* The total cap throttles only connections holding more than the floor:
+ * peers that read what they are sent keep being served. */
+static void test_water_total(void **state)
+{
+    (void)state;
+    struct conn_water w;
+    conn_water_init(&w, 256u << 20, 64u << 20);
+    size_t th = 32u << 20, tl = 16u << 20;
+    assert_false(conn_over_water(&w, CONN_WATER_FLOOR, th - 1, 0));
+    assert_true(conn_over_water(&w, CONN_WATER_FLOOR, th, 0));
+    assert_false(conn_over_water(&w, CONN_WATER_FLOOR - 1, th * 4, 0));
+    assert_false(conn_over_water(&w, 0, th * 4, 0));
+    /* Throttled by the total: resumes below the total's low mark, or once
+     * its own queue is under half the floor. */
+    assert_true(conn_over_water(&w, CONN_WATER_FLOOR, tl + 1, 1));
+    assert_false(conn_over_water(&w, CONN_WATER_FLOOR, tl, 1));
+    assert_false(conn_over_water(&w, CONN_WATER_FLOOR / 2, th * 4, 1));
+}
+
+/* Peer text in logs: printable ASCII kept, everything else \xNN, the
+ * backslash too (so an escape in the log is never the peer's text), and
+ * the cap honoured with a "..." mark. */
+static void test_log_escape(void **state)
+{
+    (void)state;
+    char out[64];
+    log_escape(out, sizeof out, "a@b", 3);
+    assert_string_equal(out, "a@b");
+    const char *forged = "x\n[error] forged\x1b[2J";
+    log_escape(out, sizeof out, forged, strlen(forged));
+    assert_string_equal(out, "x\\x0a[error] forged\\x1b[2J");
+    const char *bs = "back\\slash\xff";
+    log_escape(out, sizeof out, bs, strlen(bs));
+    assert_string_equal(out, "back\\x5cslash\\xff");
+    size_t n = log_escape(out, 8, "0123456789", 10);
+    assert_string_equal(out, "0123...");
+    assert_int_equal(n, 7);
+    n = log_escape(out, 8, "\n\n\n\n", 4);
+    assert_true(n < 8);
+    assert_null(strchr(out, '\n'));
+    assert_string_equal(log_str(out, sizeof out, NULL), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +169,10 @@ int main(void)
         cmocka_unit_test(test_ratelim_no_burst),
         cmocka_unit_test(test_ratelim_burst),
         cmocka_unit_test(test_ratelim_flush),
+        cmocka_unit_test(test_admit_source),
+        cmocka_unit_test(test_water_conn),
+        cmocka_unit_test(test_water_total),
+        cmocka_unit_test(test_log_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
