@@ -39,6 +39,7 @@ struct opts {
     size_t max_frame, max_out, max_conns, max_backlog;
     size_t max_handshakes, max_leases, max_waiters, max_memory;
     size_t max_hs_per_source, max_out_total; /* LIMIT_UNSET: sized from memory */
+    size_t memory;          /* --memory: what defaults are sized for; 0 = detect */
     int64_t handshake_ms;
     char **allow;
     size_t nallow;
@@ -118,6 +119,8 @@ static void usage(FILE *f)
         "  --max-waiters N        wait_for / wait_for_release callers at most; more\n"
         "                         get {error, {limit, waiters}} (default: see below)\n"
         "  --max-backlog BYTES    replication backlog per replica (default 67108864)\n"
+        "  --memory BYTES         size the default limits for this much memory\n"
+        "                         instead of the cgroup limit or RAM (see below)\n"
         "  --state-file PATH      where this node records the longest lease it has\n"
         "                         granted, to know its quiet period after a restart\n"
         "                         (default ~/.lockerd/NODE.state; 'none': no file,\n"
@@ -170,7 +173,7 @@ static int parse_limit(const char *s, long long lo, long long hi, size_t *out)
 static void default_limits(struct opts *o)
 {
     struct sysmem_limits d;
-    sysmem_defaults(sysmem_bytes(), &d);
+    sysmem_defaults(o->memory ? o->memory : sysmem_bytes(), &d);
     size_t *v[] = {&o->max_memory, &o->max_leases, &o->max_waiters, &o->max_out_total,
                    &o->max_out, &o->max_hs_per_source};
     size_t dv[] = {d.max_memory, d.max_leases, d.max_waiters, d.max_out_total,
@@ -321,6 +324,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             bad = parse_limit(val, 65536, 1LL << 50, &o->max_memory);
         } else if (!strcmp(a, "--max-waiters")) {
             bad = parse_limit(val, 1, 1LL << 40, &o->max_waiters);
+        } else if (!strcmp(a, "--memory")) {
+            bad = parse_num(val, 16LL << 20, 1LL << 50, &v);
+            o->memory = (size_t)v;
         } else if (!strcmp(a, "--max-backlog")) {
             bad = parse_num(val, 1024, 1LL << 40, &v);
             o->max_backlog = (size_t)v;
@@ -504,6 +510,10 @@ int main(int argc, char **argv)
     log_info("lockerd %s ready: node %s, port %u (%s), w=%d, %zu masters, %zu replicas",
              LOCKERD_VERSION, node_name(n), node_port(n), o.tls.enabled ? "TLS" : "plain TCP",
              o.w, o.nmasters, o.nreplicas);
+    log_info("limits: --max-memory %zu, --max-leases %zu, --max-waiters %zu, --max-out %zu, "
+             "--max-out-total %zu, --max-handshakes %zu (%zu per source), --max-conns %zu "
+             "(0: none)", o.max_memory, o.max_leases, o.max_waiters, o.max_out, o.max_out_total,
+             o.max_handshakes, o.max_hs_per_source, o.max_conns);
     warn_not_allowed(n, &o);
     int rc = loop_run(l);
     status = rc ? 1 : 0;

@@ -55,6 +55,8 @@ struct node {
     size_t nsubs;
     node_msg_fn spawn_fn;
     void *spawn_ud;
+    node_msg_fn demon_fn;         /* DEMONITOR_P of a local process */
+    void *demon_ud;
     struct loop_timer periodic;
     struct buf scratch;
     struct conn_ratelim dial_rl;  /* dials refused by the allowlist */
@@ -414,6 +416,12 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
         if (n->spawn_fn)
             n->spawn_fn(n->spawn_ud, c, &m);
         break;
+    case CTRL_DEMONITOR_P:
+        /* A caller's monitor ended (its call returned, timed out, or the
+         * caller exited): whoever holds work for it may drop it. */
+        if (n->demon_fn && node_target(n, &m))
+            n->demon_fn(n->demon_ud, c, &m);
+        break;
     case CTRL_MONITOR_P_EXIT:
     case CTRL_SPAWN_REPLY:
         /* A monitor one of our processes set (e.g. on a remote locker)
@@ -422,7 +430,7 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
             p->fn(p->ud, c, &m);
         break;
     default:
-        /* DEMONITOR_P, UNLINK, EXIT, EXIT2, GROUP_LEADER, ...: lockerd's
+        /* UNLINK, EXIT, EXIT2, GROUP_LEADER, ...: lockerd's
          * processes neither monitor nor link, nothing to undo. */
         break;
     }
@@ -700,4 +708,10 @@ void node_set_spawn_handler(struct node *n, node_msg_fn fn, void *ud)
 {
     n->spawn_fn = fn;
     n->spawn_ud = ud;
+}
+
+void node_set_demonitor_handler(struct node *n, node_msg_fn fn, void *ud)
+{
+    n->demon_fn = fn;
+    n->demon_ud = ud;
 }

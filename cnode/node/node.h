@@ -92,6 +92,9 @@ int node_make_pid(struct node *n, struct buf *out);
 int node_make_ref(struct node *n, struct buf *out);
 int node_subscribe(struct node *n, node_conn_fn fn, void *ud);
 void node_set_spawn_handler(struct node *n, node_msg_fn fn, void *ud);
+/* DEMONITOR_P signals for a local process (m->from, m->ref set); one
+ * handler, fn NULL to remove it. */
+void node_set_demonitor_handler(struct node *n, node_msg_fn fn, void *ud);
 
 /* The connection to a node: existing (any state), or started now. NULL if
  * it cannot be started (bad name, limit). */

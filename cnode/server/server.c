@@ -47,6 +47,7 @@
 #include "../repl/repl.h"
 #include "../store/store.h"
 #include "quiet.h"
+#include "waitown.h"
 #include "request.h"
 
 #define MAX_ARGS SERVER_REQ_MAX_ARGS
@@ -72,6 +73,7 @@ struct server {
     server_wake_fn waker;
     void *waker_ud;
     struct conn_ratelim limit_rl[3];
+    struct waitown *own;     /* waiters dropped with their callers */
 };
 
 struct req {
@@ -369,14 +371,48 @@ static int h_dirty_read(struct server *s, struct caller *c, struct req *r)
     return rc ? rc : enc_raw(&s->reply, val);
 }
 
+/* ---- cluster changes: who made them, and whether a quorum is left ---- */
+
+/* Who sent a request, for the log: its node, or "an rpc call". */
+static const char *sender(const struct caller *c)
+{
+    return c && c->conn ? c->conn->peer : "an rpc call";
+}
+
+/* A warning when W masters' votes cannot be had or are not a majority
+ * (two disjoint groups could then both lock the same key). */
+static void warn_quorum(const struct server *s, const char *who)
+{
+    if ((size_t)s->w > s->nmasters)
+        log_warn("write quorum %d exceeds the %zu masters (set by %s): no lock can be taken "
+                 "until the masters or W change", s->w, s->nmasters, who);
+    else if ((size_t)s->w * 2 <= s->nmasters)
+        log_warn("write quorum %d is not a majority of the %zu masters (set by %s): two "
+                 "groups of masters can grant the same lock", s->w, s->nmasters, who);
+}
+
+/* "a@h, b@h, ... (N)" for a log line; at most a few names. */
+static const char *names_txt(char *buf, size_t cap, char *const *v, size_t n)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && i < 5 && o + 1 < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", v[i]);
+    if (n > 5 && o + 1 < cap)
+        snprintf(buf + o, cap - o, ", ... (%zu)", n);
+    return o || n ? buf : "none";
+}
+
 static int h_set_w(struct server *s, struct caller *c, struct req *r)
 {
-    (void)c;
     int64_t w;
     if (arg_int(r->args[0], &w) || w < 1 || w > 1000000)
         return -EINVAL;
+    int old = s->w;
     s->w = (int)w;
-    log_info("write quorum set to %d", s->w);
+    log_info("write quorum set by %s: %d -> %d (%zu masters)", sender(c), old, s->w,
+             s->nmasters);
+    warn_quorum(s, sender(c));
     return reply_ok(s);
 }
 
@@ -467,7 +503,6 @@ static int set_meta(struct server *s, char *const *m, size_t nm, char *const *r,
 
 static int h_set_nodes(struct server *s, struct caller *c, struct req *r)
 {
-    (void)c;
     char **m, **rp;
     size_t nm, nr;
     if (arg_names(r->args[0], &m, &nm))
@@ -476,11 +511,16 @@ static int h_set_nodes(struct server *s, struct caller *c, struct req *r)
         free_names(m, nm);
         return -EINVAL;
     }
+    char was[320], now[320];
+    names_txt(was, sizeof was, s->masters, s->nmasters);
     int rc = set_meta(s, m, nm, rp, nr);
     free_names(m, nm);
     free_names(rp, nr);
-    if (!rc)
-        log_info("nodes set: %zu masters, %zu replicas", s->nmasters, s->nreplicas);
+    if (!rc) {
+        log_info("nodes set by %s: masters [%s] -> [%s], %zu replicas", sender(c), was,
+                 names_txt(now, sizeof now, s->masters, s->nmasters), s->nreplicas);
+        warn_quorum(s, sender(c));
+    }
     return rc ? rc : reply_ok(s);
 }
 
@@ -963,6 +1003,8 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
         goto oom;
     if (set_meta(s, cfg->masters, cfg->nmasters, cfg->replicas, cfg->nreplicas))
         goto oom;
+    if (!(s->own = waitown_new(n, s->store)))
+        goto oom;
     if (loop_hook_add(s->loop, server_expiry_hook, s) ||
         loop_timer_arm(s->loop, &s->push_timer, loop_now(s->loop) + cfg->push_interval_ms))
         goto oom;
@@ -982,6 +1024,7 @@ void server_free(struct server *s)
     loop_timer_stop(s->loop, &s->push_timer);
     loop_timer_stop(s->loop, &s->quiet_timer);
     quiet_free(s->quiet);
+    waitown_free(s->own);
     repl_free(s->repl);
     store_free(s->store);
     free_names(s->masters, s->nmasters);
