@@ -2,7 +2,7 @@
 # Install what is missing, build, and run every test: C unit tests, Common
 # Test suites and ExUnit against bin/lockerd, the threaded node-local lock
 # tests under ThreadSanitizer, the bounded fault-injection run (make
-# faults-smoke), then everything again against an address/undefined-
+# faults-smoke), the hostile-peer floods' table (make attack-smoke), then everything again against an address/undefined-
 # behaviour sanitized build (make asan), and a short run of every fuzz
 # target over its seeds and regression inputs.
 set -euo pipefail
@@ -14,6 +14,7 @@ make -j"$(nproc)" all
 make test
 make test-tsan
 make faults-smoke
+make attack-smoke
 make asan
 make fuzz-smoke
 echo "all tests passed"
