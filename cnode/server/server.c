@@ -840,6 +840,19 @@ int server_wait(struct server *s, struct term key_raw, int kind,
     return store_waiter_add(s->store, key, (enum store_wait_kind)kind, deadline, ctx, sizeof ctx);
 }
 
+static int internal_id_is(void *ud, const void *ctx, size_t len)
+{
+    const uint8_t *p = ctx;
+    uint64_t id = *(const uint64_t *)ud;
+    return len == 12 && get_u32(p) == WAIT_INTERNAL &&
+           ((uint64_t)get_u32(p + 4) << 32 | get_u32(p + 8)) == id;
+}
+
+void server_wait_cancel(struct server *s, uint64_t id)
+{
+    store_waiter_drop_if(s->store, internal_id_is, &id);
+}
+
 void server_set_waker(struct server *s, server_wake_fn fn, void *ud)
 {
     s->waker = fn;

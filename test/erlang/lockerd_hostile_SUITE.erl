@@ -37,7 +37,8 @@ all() ->
     [{group, issue}, {group, floods}].
 
 groups() ->
-    [{issue, [], [output_capped, waiters_leave_with_node, waiters_leave_with_process,
+    [{issue, [], [output_capped, waiters_leave_with_node, rpc_waiters_leave_with_node,
+                  waiters_leave_with_process,
                   log_clean, default_limits, handshakes_per_source, cluster_changes_logged]},
      {floods, [], [garbage, slow_loris, conn_flood, malformed_frames, monitor_flood,
                    spawn_flood]}].
@@ -301,6 +302,32 @@ waiters_leave_with_node(Config) ->
         ok = honest_wait(Node, after_node),
         assert_honest(Row),
         ?assert(lockerd_ct:log_count(H, "100 waiters of " ++ atom_to_list(PN) ++
+                                         " dropped") >= 1),
+        assert_rss(Row, 0),
+        assert_log_clean(H)
+      end).
+
+%% The same with rpc:call(Node, locker, wait_for, [K, infinity]): the rpc
+%% waits end with the node that made them.
+rpc_waiters_leave_with_node(Config) ->
+    with_lockerd("hst_wrpc", ["--max-waiters", "100"], Config,
+      fun(Node, H) ->
+        P = lockerd_ct:start_peer(lockerd_ct:unique_name("hst_rpcwaiter"), #{}),
+        PN = maps:get(node, P),
+        Row = measure("100 infinity rpc waits, then their node leaves", H, Node,
+                      fun() ->
+                              [erpc:call(PN, erlang, spawn,
+                                         [rpc, call, [Node, locker, wait_for,
+                                                      [{rgone, I}, infinity], infinity]])
+                               || I <- lists:seq(1, 100)],
+                              timer:sleep(1000),
+                              ?assert(lockerd_ct:wait_until(
+                                        fun() -> waiters_full(Node) end, 5000)),
+                              lockerd_ct:stop(P)
+                      end),
+        ok = honest_wait(Node, after_rpc_node),
+        assert_honest(Row),
+        ?assert(lockerd_ct:log_count(H, "100 rpc waits of " ++ atom_to_list(PN) ++
                                          " dropped") >= 1),
         assert_rss(Row, 0),
         assert_log_clean(H)
