@@ -9,6 +9,7 @@
  * CLOSED connection, never freed memory.
  */
 #include "conn.h"
+#include "conn_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,30 +40,10 @@
 /* One line about a throttled peer per this period at most. */
 #define THROTTLE_LOG_MS 10000
 
-struct conn_set {
-    struct loop *loop;
-    struct conn_cfg cfg;
-    struct conn_ops ops;
-    void *ud;
-    struct conn *head;
-    struct conn *dirty;
-    size_t count;
-    uint64_t next_id;
-    struct loop_io listen_io;
-    int listen_fd;
-    struct conn *self;
-    uint32_t rng;
-    size_t handshakes;              /* incoming, in CONN_HANDSHAKE */
-    struct conn_ratelim refuse_rl;  /* accepts refused at a limit */
-    struct conn_ratelim anon_rl;    /* unnamed incoming connections failing */
-    struct conn_ratelim hsfail_rl;  /* named incoming handshakes failing */
-    struct conn_water water;
-    size_t out_total;               /* sum of every connection's out_acct */
-};
 
 static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events);
 
-static uint32_t set_random(struct conn_set *s)
+uint32_t conn__random(struct conn_set *s)
 {
     /* xorshift seeded from the clock and pid: challenges only need to be
      * unpredictable enough to stop replay, the cookie is the secret. */
@@ -74,7 +55,7 @@ static uint32_t set_random(struct conn_set *s)
     return x;
 }
 
-static int set_nonblock(int fd)
+int conn__nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
@@ -84,7 +65,6 @@ static int set_nonblock(int fd)
     return 0;
 }
 
-static struct hs_cfg hs_cfg_of(struct conn_set *s);
 
 /* ---- transport: plain TCP, or TLS (tls.h) ---- */
 
@@ -115,7 +95,7 @@ static void conn_watch(struct conn *c)
     loop_io_mod(c->set->loop, &c->io, ev);
 }
 
-static struct conn *conn_alloc(struct conn_set *s, int fd)
+struct conn *conn__alloc(struct conn_set *s, int fd)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -153,7 +133,7 @@ static void conn_free(void *p)
 
 /* Only incoming connections are counted as handshakes: ours are bounded
  * by what lockerd itself decides to dial. */
-static int conn_is_incoming_hs(const struct conn *c)
+int conn__is_incoming_hs(const struct conn *c)
 {
     return c->state == CONN_HANDSHAKE && !c->initiator && !c->loopback;
 }
@@ -201,7 +181,7 @@ void conn_close(struct conn *c, const char *why)
         return;
     struct conn_set *s = c->set;
     enum conn_state was = c->state;
-    if (conn_is_incoming_hs(c))
+    if (conn__is_incoming_hs(c))
         s->handshakes--;
     c->state = CONN_CLOSED;
     loop_io_del(s->loop, &c->io);
@@ -347,7 +327,7 @@ static int conn_flush_hook(struct loop *l, void *ud)
 
 /* ---- handshake ---- */
 
-static enum hs_status conn_decide(void *ud, const char *peer, uint64_t flags)
+enum hs_status conn__decide(void *ud, const char *peer, uint64_t flags)
 {
     struct conn *c = ud;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
@@ -356,7 +336,7 @@ static enum hs_status conn_decide(void *ud, const char *peer, uint64_t flags)
     return c->set->ops.decide(c->set->ud, c, peer, flags);
 }
 
-static struct hs_cfg hs_cfg_of(struct conn_set *s)
+struct hs_cfg conn__hs_cfg(struct conn_set *s)
 {
     struct hs_cfg h = {
         .my_name = s->cfg.my_name,
@@ -380,7 +360,7 @@ static void conn_hs_out(struct conn *c)
 
 static void conn_up(struct conn *c)
 {
-    if (conn_is_incoming_hs(c))
+    if (conn__is_incoming_hs(c))
         c->set->handshakes--;
     c->state = CONN_UP;
     snprintf(c->peer, sizeof c->peer, "%s", c->hs.peer_name);
@@ -588,7 +568,7 @@ struct conn *conn_connect(struct conn_set *s, const char *node, int *err)
         *err = rc;
         return NULL;
     }
-    struct conn *c = conn_alloc(s, fd);
+    struct conn *c = conn__alloc(s, fd);
     if (!c) {
         close(fd);
         *err = -ENOMEM;
@@ -597,8 +577,8 @@ struct conn *conn_connect(struct conn_set *s, const char *node, int *err)
     c->initiator = 1;
     c->state = CONN_EPMD;
     snprintf(c->peer, sizeof c->peer, "%s", node);
-    struct hs_cfg hc = hs_cfg_of(s);
-    if (hs_init_initiator(&c->hs, &hc, node, set_random(s)) < 0) {
+    struct hs_cfg hc = conn__hs_cfg(s);
+    if (hs_init_initiator(&c->hs, &hc, node, conn__random(s)) < 0) {
         conn_close(c, "handshake set-up failed");
         *err = -ENOMEM;
         return NULL;
@@ -698,138 +678,6 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
         else
             conn_maybe_resume(c);
     }
-}
-
-/* ---- listening ---- */
-
-/* Close a socket accepted over a limit. Closing at once (rather than
- * leaving it in the backlog) frees the kernel's queue for honest peers
- * and tells the client now instead of after its own timeout. */
-static void conn_refuse(struct conn_set *s, int fd, enum conn_admit why, const char *src)
-{
-    close(fd);
-    uint32_t dropped;
-    if (!conn_ratelim_pass(&s->refuse_rl, loop_now(s->loop), 0, &dropped))
-        return;
-    char more[64] = "";
-    if (dropped)
-        snprintf(more, sizeof more, "; %u more refused since the last such line", dropped);
-    if (why == CONN_REFUSE_CONNS)
-        log_warn("refusing connection: %zu connections already (--max-conns)%s", s->count,
-                 more);
-    else if (why == CONN_REFUSE_SOURCE)
-        log_warn("refusing connection from %s: %zu handshakes from that address in progress "
-                 "(--max-handshakes-per-source)%s", src, s->cfg.max_hs_per_source, more);
-    else
-        log_warn("refusing connection: %zu handshakes in progress (--max-handshakes)%s",
-                 s->handshakes, more);
-}
-
-/* The peer's address as bytes (compared) and text (logged); srclen 0
- * for a family other than IPv4 / IPv6. */
-static void sockaddr_src(const struct sockaddr_storage *sa, uint8_t *src, uint8_t *srclen,
-                         char *txt, size_t cap)
-{
-    const void *a = NULL;
-    *srclen = 0;
-    if (sa->ss_family == AF_INET) {
-        a = &((const struct sockaddr_in *)sa)->sin_addr;
-        *srclen = 4;
-    } else if (sa->ss_family == AF_INET6) {
-        a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        *srclen = 16;
-    }
-    if (!a || !inet_ntop(sa->ss_family, a, txt, (socklen_t)cap))
-        snprintf(txt, cap, "?");
-    if (a)
-        memcpy(src, a, *srclen);
-}
-
-/* Incoming handshakes in progress from one address. */
-static size_t conn_hs_from(const struct conn_set *s, const uint8_t *src, uint8_t srclen)
-{
-    size_t n = 0;
-    for (const struct conn *o = s->head; o; o = o->next)
-        if (conn_is_incoming_hs(o) && o->srclen == srclen && memcmp(o->src, src, srclen) == 0)
-            n++;
-    return n;
-}
-
-static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
-{
-    (void)l;
-    (void)events;
-    struct conn_set *s = io->ud;
-    for (int i = 0; i < 64; i++) {
-        struct sockaddr_storage sa;
-        socklen_t salen = sizeof sa;
-        int fd = accept4(s->listen_fd, (struct sockaddr *)&sa, &salen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn("accept failed: %s", strerror(errno));
-            return;
-        }
-        uint8_t src[16], srclen;
-        char txt[48];
-        sockaddr_src(&sa, src, &srclen, txt, sizeof txt);
-        enum conn_admit adm = conn_admit(s->count, s->cfg.max_conns, s->handshakes,
-                                         s->cfg.max_handshakes);
-        if (adm == CONN_ADMIT && srclen)
-            adm = conn_admit_source(conn_hs_from(s, src, srclen), s->cfg.max_hs_per_source);
-        if (adm != CONN_ADMIT) {
-            conn_refuse(s, fd, adm, txt);
-            continue;
-        }
-        set_nonblock(fd);
-        struct conn *c = conn_alloc(s, fd);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        memcpy(c->src, src, sizeof src);
-        c->srclen = srclen;
-        memcpy(c->src_txt, txt, sizeof txt);
-        c->state = CONN_HANDSHAKE;
-        s->handshakes++;
-        struct hs_cfg hc = hs_cfg_of(s);
-        hc.decide = conn_decide;
-        hc.ud = c;
-        if (hs_init_acceptor(&c->hs, &hc, set_random(s)) < 0)
-            conn_close(c, "handshake set-up failed");
-        else if (s->cfg.tls && !(c->tls = tls_new(s->cfg.tls, fd, 1, NULL)))
-            conn_close(c, "TLS set-up failed");
-    }
-}
-
-int conn_set_listen(struct conn_set *s, const char *addr, uint16_t port, uint16_t *port_out,
-                    char *err, size_t errlen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto fail;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sin.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (addr && inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-        snprintf(err, errlen, "bad listen address %s", addr);
-        close(fd);
-        return -EINVAL;
-    }
-    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(fd, 512) < 0)
-        goto fail;
-    socklen_t len = sizeof sin;
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    *port_out = ntohs(sin.sin_port);
-    s->listen_fd = fd;
-    return loop_io_add(s->loop, &s->listen_io, fd, EPOLLIN, conn_on_accept, s);
-fail:;
-    int e = errno;
-    snprintf(err, errlen, "cannot listen on port %u: %s", port, strerror(e));
-    if (fd >= 0)
-        close(fd);
-    return -e;
 }
 
 /* ---- set ---- */

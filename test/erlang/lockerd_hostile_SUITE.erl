@@ -27,8 +27,10 @@
 %% machine is shared; a starved loop shows up as seconds or failures.
 -define(PROMPT_MS, 1500).
 %% Resident memory a case may add beyond the bound it computes: libc
-%% arenas, kernel-side buffers counted to the process, the store's tables.
--define(RSS_MARGIN, (48 bsl 20)).
+%% arenas, kernel-side buffers counted to the process, the store's tables;
+%% under AddressSanitizer (make asan sets ASAN_OPTIONS) also its
+%% quarantine of freed memory (256 MB by default) and shadow memory.
+-define(RSS_MARGIN, rss_margin()).
 
 suite() ->
     [{timetrap, {seconds, 120}}].
@@ -67,6 +69,12 @@ end_per_testcase(_TC, _Config) ->
 
 %%--------------------------------------------------------------------
 %% Helpers
+
+rss_margin() ->
+    case os:getenv("ASAN_OPTIONS") of
+        false -> 48 bsl 20;
+        _ -> 400 bsl 20
+    end.
 
 seconds() ->
     case os:getenv("ATTACK_SECONDS") of
