@@ -170,6 +170,16 @@ fuzz: fuzz-build
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=10
 
+# Hostile-peer floods with an honest caller timed throughout, and their
+# table (scripts/attack.sh; README "Hostile peers"): `make attack` runs
+# each flood ATTACK_SECONDS (default 10), `make attack-smoke` 1 s (CI).
+.PHONY: attack attack-smoke
+attack: all
+	LOCKERD_BIN=$(abspath $(BINDIR)/lockerd) scripts/attack.sh
+
+attack-smoke: all
+	ATTACK_SECONDS=1 LOCKERD_BIN=$(abspath $(BINDIR)/lockerd) scripts/attack.sh
+
 # Benchmarks: lockerd vs the BEAM locker server (bench/run.sh; README
 # "Benchmarks"). BENCH_RUNS, BENCH_SECONDS, BENCH_QUICK=1 configure it.
 .PHONY: bench

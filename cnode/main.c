@@ -20,6 +20,7 @@
 #include "core/cookie.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/sysmem.h"
 #include "node/node.h"
 #include "rpc/apply.h"
 #include "rpc/rex.h"
@@ -38,6 +39,8 @@ struct opts {
     size_t max_frame, max_out, max_conns, max_backlog;
     size_t max_handshakes, max_leases, max_waiters, max_memory, max_monitors;
     int release_on_exit;
+    size_t max_hs_per_source, max_out_total; /* LIMIT_UNSET: sized from memory */
+    size_t memory;          /* --memory: what defaults are sized for; 0 = detect */
     int64_t handshake_ms;
     char **allow;
     size_t nallow;
@@ -50,6 +53,28 @@ struct opts {
     long coalesce_us;
     struct tls_cfg tls;
 };
+
+/* A limit not given on the command line: sized from memory (sysmem.h). */
+#define LIMIT_UNSET SIZE_MAX
+
+/* The defaults sized from this machine's memory, for --help. */
+static void usage_defaults(FILE *f)
+{
+    struct sysmem_limits d;
+    size_t mem = sysmem_bytes();
+    sysmem_defaults(mem, &d);
+    fprintf(f,
+        "\n"
+        "Limits sized from memory (cgroup limit or RAM; here %zu MiB) unless given:\n"
+        "  --max-memory %zu (a quarter), --max-leases %zu (that / 256),\n"
+        "  --max-waiters %zu (memory / 8 KiB, 1024..1000000),\n"
+        "  --max-out-total %zu (an eighth), --max-out %zu (256 MiB, at most half\n"
+        "  of --max-out-total), --max-handshakes-per-source %zu.\n"
+        "0 or 'none' disables --max-memory, --max-leases, --max-waiters,\n"
+        "--max-out-total and --max-handshakes-per-source.\n",
+        mem >> 20, d.max_memory, d.max_leases, d.max_waiters, d.max_out_total, d.max_out,
+        d.max_hs_per_source);
+}
 
 static void usage(FILE *f)
 {
@@ -75,26 +100,35 @@ static void usage(FILE *f)
         "  --net-ticktime SECS    like -kernel net_ticktime (default 60); also\n"
         "                         accepted as: -kernel net_ticktime SECS\n"
         "  --max-frame BYTES      largest frame accepted (default 16777216)\n"
-        "  --max-out BYTES        output queued per peer before it is dropped\n"
-        "                         (default 268435456)\n"
+        "  --max-out BYTES        output queued per peer: reading from a peer stops\n"
+        "                         at half of it and resumes at a quarter; output\n"
+        "                         beyond it that is not a reply drops the peer\n"
+        "                         (default: see below)\n"
+        "  --max-out-total BYTES  output queued for all peers together: over half\n"
+        "                         of it, peers holding more than 256 KiB are not\n"
+        "                         read until it drains (default: see below)\n"
         "  --max-conns N          connections at most (default 4096)\n"
         "  --max-handshakes N     incoming handshakes in progress at most; accepts\n"
         "                         beyond are closed at once (default 64)\n"
+        "  --max-handshakes-per-source N\n"
+        "                         of those, from one IP address at most (default 8)\n"
         "  --handshake-timeout MS a connection not through its handshake by then\n"
         "                         is closed (default 10000)\n"
         "  --allow A@H,B@H        only these nodes may connect (and be dialled),\n"
         "                         like net_kernel:allow/1; repeatable (default: any)\n"
         "  --max-leases N         leases at most; a vote for a new key beyond it is\n"
-        "                         {error, {limit, leases}} (default: no limit)\n"
+        "                         {error, {limit, leases}} (default: see below)\n"
         "  --max-memory BYTES     store size over which new leases are refused with\n"
-        "                         {error, {limit, memory}} (default: no limit)\n"
+        "                         {error, {limit, memory}} (default: see below)\n"
         "  --max-waiters N        wait_for / wait_for_release callers at most; more\n"
-        "                         get {error, {limit, waiters}} (default: no limit)\n"
+        "                         get {error, {limit, waiters}} (default: see below)\n"
         "  --max-backlog BYTES    replication backlog per replica (default 67108864)\n"
         "  --release-on-exit      a master monitors every pid a lease holds and\n"
         "                         releases the lease when that process exits (not\n"
         "                         when its node is only cut off); off by default\n"
         "  --max-monitors N       lease holders watched at most (default 1000000)\n"
+        "  --memory BYTES         size the default limits for this much memory\n"
+        "                         instead of the cgroup limit or RAM (see below)\n"
         "  --state-file PATH      where this node records the longest lease it has\n"
         "                         granted, to know its quiet period after a restart\n"
         "                         (default ~/.lockerd/NODE.state; 'none': no file,\n"
@@ -115,6 +149,7 @@ static void usage(FILE *f)
         "TLS distribution (peers run erl -proto_dist inet_tls -ssl_dist_optfile F;\n"
         "one certificate serves both directions):\n"
         "%s", tls_cfg_usage());
+    usage_defaults(f);
 }
 
 static int parse_num(const char *s, long long lo, long long hi, long long *out)
@@ -126,6 +161,34 @@ static int parse_num(const char *s, long long lo, long long hi, long long *out)
         return -EINVAL;
     *out = v;
     return 0;
+}
+
+/* A limit: a number in [lo, hi], or 0 / "none" for no limit (*out 0). */
+static int parse_limit(const char *s, long long lo, long long hi, size_t *out)
+{
+    long long v;
+    if (!strcmp(s, "none") || !strcmp(s, "0")) {
+        *out = 0;
+        return 0;
+    }
+    if (parse_num(s, lo, hi, &v))
+        return -EINVAL;
+    *out = (size_t)v;
+    return 0;
+}
+
+/* Limits left unset get the defaults sized from memory. */
+static void default_limits(struct opts *o)
+{
+    struct sysmem_limits d;
+    sysmem_defaults(o->memory ? o->memory : sysmem_bytes(), &d);
+    size_t *v[] = {&o->max_memory, &o->max_leases, &o->max_waiters, &o->max_out_total,
+                   &o->max_out, &o->max_hs_per_source};
+    size_t dv[] = {d.max_memory, d.max_leases, d.max_waiters, d.max_out_total,
+                   d.max_out, d.max_hs_per_source};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (*v[i] == LIMIT_UNSET)
+            *v[i] = dv[i];
 }
 
 /* "a@h,b@h" -> array of names. */
@@ -258,23 +321,27 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--max-handshakes")) {
             bad = parse_num(val, 1, 1000000, &v);
             o->max_handshakes = (size_t)v;
+        } else if (!strcmp(a, "--max-handshakes-per-source")) {
+            bad = parse_limit(val, 1, 1000000, &o->max_hs_per_source);
+        } else if (!strcmp(a, "--max-out-total")) {
+            bad = parse_limit(val, 65536, 1LL << 50, &o->max_out_total);
         } else if (!strcmp(a, "--handshake-timeout")) {
             bad = parse_num(val, 100, 3600000, &v);
             o->handshake_ms = v;
         } else if (!strcmp(a, "--allow")) {
             bad = append_list(val, &o->allow, &o->nallow) != 0;
         } else if (!strcmp(a, "--max-leases")) {
-            bad = parse_num(val, 1, 1LL << 40, &v);
-            o->max_leases = (size_t)v;
+            bad = parse_limit(val, 1, 1LL << 40, &o->max_leases);
         } else if (!strcmp(a, "--max-memory")) {
-            bad = parse_num(val, 65536, 1LL << 50, &v);
-            o->max_memory = (size_t)v;
+            bad = parse_limit(val, 65536, 1LL << 50, &o->max_memory);
         } else if (!strcmp(a, "--max-waiters")) {
-            bad = parse_num(val, 1, 1LL << 40, &v);
-            o->max_waiters = (size_t)v;
+            bad = parse_limit(val, 1, 1LL << 40, &o->max_waiters);
         } else if (!strcmp(a, "--max-monitors")) {
             bad = parse_num(val, 1, 1LL << 32, &v);
             o->max_monitors = (size_t)v;
+        } else if (!strcmp(a, "--memory")) {
+            bad = parse_num(val, 16LL << 20, 1LL << 50, &v);
+            o->memory = (size_t)v;
         } else if (!strcmp(a, "--max-backlog")) {
             bad = parse_num(val, 1024, 1LL << 40, &v);
             o->max_backlog = (size_t)v;
@@ -352,7 +419,12 @@ int main(int argc, char **argv)
         .push_interval_ms = 100,
         .eager_push = 1,
         .max_frame = 16u << 20,
-        .max_out = 256u << 20,
+        .max_out = LIMIT_UNSET,
+        .max_out_total = LIMIT_UNSET,
+        .max_leases = LIMIT_UNSET,
+        .max_memory = LIMIT_UNSET,
+        .max_waiters = LIMIT_UNSET,
+        .max_hs_per_source = LIMIT_UNSET,
         .max_conns = 4096,
         .max_handshakes = 64,
         .handshake_ms = 10000,
@@ -364,6 +436,7 @@ int main(int argc, char **argv)
     char err[1024] = "";
     if (parse_opts(argc, argv, &o))
         return 2;
+    default_limits(&o);
     if (tls_cfg_check(&o.tls, err, sizeof err)) {
         fprintf(stderr, "lockerd: %s (see --help)\n", err);
         return 2;
@@ -422,6 +495,8 @@ int main(int argc, char **argv)
         .net_ticktime_s = o.net_ticktime,
         .handshake_ms = o.handshake_ms,
         .max_handshakes = o.max_handshakes,
+        .max_hs_per_source = o.max_hs_per_source,
+        .max_out_total = o.max_out_total,
         .allow = o.allow,
         .nallow = o.nallow,
         .tls = &o.tls,
@@ -453,6 +528,10 @@ int main(int argc, char **argv)
     log_info("lockerd %s ready: node %s, port %u (%s), w=%d, %zu masters, %zu replicas",
              LOCKERD_VERSION, node_name(n), node_port(n), o.tls.enabled ? "TLS" : "plain TCP",
              o.w, o.nmasters, o.nreplicas);
+    log_info("limits: --max-memory %zu, --max-leases %zu, --max-waiters %zu, --max-out %zu, "
+             "--max-out-total %zu, --max-handshakes %zu (%zu per source), --max-conns %zu "
+             "(0: none)", o.max_memory, o.max_leases, o.max_waiters, o.max_out, o.max_out_total,
+             o.max_handshakes, o.max_hs_per_source, o.max_conns);
     warn_not_allowed(n, &o);
     int rc = loop_run(l);
     status = rc ? 1 : 0;

@@ -4,7 +4,7 @@
 # (make test), the threaded node-local lock tests under ThreadSanitizer,
 # the bounded fault-injection run (make faults-smoke) and its control (make
 # faults-control: unsafe restarts, the checker must find the violations),
-# make test once more
+# the hostile-peer floods' table (make attack-smoke), make test once more
 # against an address/undefined-behaviour sanitized build (make asan), and
 # a short run of every fuzz target over its seeds and regression inputs.
 # The README's "Two commands" lists the same steps.
@@ -18,6 +18,7 @@ make test
 make test-tsan
 make faults-smoke
 make faults-control
+make attack-smoke
 make asan
 make fuzz-smoke
 echo "all tests passed"

@@ -9,6 +9,7 @@
  * CLOSED connection, never freed memory.
  */
 #include "conn.h"
+#include "conn_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,71 +34,16 @@
 #define WARN_BURST 10
 /* Failures of incoming connections that never named themselves. */
 #define ANON_FAIL_BURST 10
+/* Failed handshakes of peers that named themselves (wrong cookie, refused
+ * by policy): anyone can provoke them, before any authentication. */
+#define HS_FAIL_BURST 10
+/* One line about a throttled peer per this period at most. */
+#define THROTTLE_LOG_MS 10000
 
-struct conn_set {
-    struct loop *loop;
-    struct conn_cfg cfg;
-    struct conn_ops ops;
-    void *ud;
-    struct conn *head;
-    struct conn *dirty;
-    size_t count;
-    uint64_t next_id;
-    struct loop_io listen_io;
-    int listen_fd;
-    struct conn *self;
-    uint32_t rng;
-    size_t handshakes;              /* incoming, in CONN_HANDSHAKE */
-    struct conn_ratelim refuse_rl;  /* accepts refused at a limit */
-    struct conn_ratelim anon_rl;    /* unnamed incoming connections failing */
-};
-
-/* ---- limits (pure) ---- */
-
-int conn_ratelim_pass(struct conn_ratelim *r, int64_t now, uint32_t burst, uint32_t *suppressed)
-{
-    *suppressed = 0;
-    if (r->passed < burst) {
-        /* The quiet period starts with the last event of the burst, so a
-         * burst is followed by at most one line per period. */
-        if (++r->passed == burst)
-            r->next_at = now + CONN_RATELIM_MS;
-        return 1;
-    }
-    if (now < r->next_at) {
-        if (r->suppressed < UINT32_MAX)
-            r->suppressed++;
-        return 0;
-    }
-    *suppressed = r->suppressed;
-    r->suppressed = 0;
-    r->next_at = now + CONN_RATELIM_MS;
-    return 1;
-}
-
-uint32_t conn_ratelim_flush(struct conn_ratelim *r, int64_t now)
-{
-    if (!r->suppressed || now < r->next_at)
-        return 0;
-    uint32_t n = r->suppressed;
-    r->suppressed = 0;
-    r->next_at = now + CONN_RATELIM_MS;
-    return n;
-}
-
-enum conn_admit conn_admit(size_t conns, size_t max_conns, size_t handshakes,
-                           size_t max_handshakes)
-{
-    if (conns >= max_conns)
-        return CONN_REFUSE_CONNS;
-    if (max_handshakes && handshakes >= max_handshakes)
-        return CONN_REFUSE_HANDSHAKES;
-    return CONN_ADMIT;
-}
 
 static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events);
 
-static uint32_t set_random(struct conn_set *s)
+uint32_t conn__random(struct conn_set *s)
 {
     /* xorshift seeded from the clock and pid: challenges only need to be
      * unpredictable enough to stop replay, the cookie is the secret. */
@@ -109,7 +55,7 @@ static uint32_t set_random(struct conn_set *s)
     return x;
 }
 
-static int set_nonblock(int fd)
+int conn__nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
@@ -119,7 +65,6 @@ static int set_nonblock(int fd)
     return 0;
 }
 
-static struct hs_cfg hs_cfg_of(struct conn_set *s);
 
 /* ---- transport: plain TCP, or TLS (tls.h) ---- */
 
@@ -141,7 +86,7 @@ static const char *conn_io_error(struct conn *c, int err)
 
 static void conn_watch(struct conn *c)
 {
-    uint32_t ev = EPOLLIN;
+    uint32_t ev = c->throttled ? 0 : EPOLLIN;
     /* TLS waits for writability only when OpenSSL says so: queued output
      * may be blocked on the peer's handshake bytes instead. */
     int out = c->tls ? tls_want_write(c->tls) : buf_size(&c->out) != 0;
@@ -150,7 +95,7 @@ static void conn_watch(struct conn *c)
     loop_io_mod(c->set->loop, &c->io, ev);
 }
 
-static struct conn *conn_alloc(struct conn_set *s, int fd)
+struct conn *conn__alloc(struct conn_set *s, int fd)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -188,11 +133,14 @@ static void conn_free(void *p)
 
 /* Only incoming connections are counted as handshakes: ours are bounded
  * by what lockerd itself decides to dial. */
-static int conn_is_incoming_hs(const struct conn *c)
+int conn__is_incoming_hs(const struct conn *c)
 {
     return c->state == CONN_HANDSHAKE && !c->initiator && !c->loopback;
 }
 
+/* Failures of incoming connections are logged under a rate limit: anyone
+ * can open sockets and say nothing, or name themselves and fail the
+ * cookie check, as fast as they like. */
 static void conn_log_close(struct conn *c, enum conn_state was, const char *why)
 {
     struct conn_set *s = c->set;
@@ -202,17 +150,29 @@ static void conn_log_close(struct conn *c, enum conn_state was, const char *why)
                  c->warn_rl.suppressed, c->peer);
     if (was == CONN_UP) {
         log_info("connection to %s closed: %s", c->peer, why);
-    } else if (c->initiator || c->peer[0]) {
-        log_info("connection %s%s failed: %s", c->initiator ? "to " : "from ",
-                 c->peer[0] ? c->peer : "(unnamed peer)", why);
-    } else if (conn_ratelim_pass(&s->anon_rl, loop_now(s->loop), ANON_FAIL_BURST, &dropped)) {
-        /* Anyone can open sockets and say nothing: bounded log. */
-        if (dropped)
-            log_info("connection from (unnamed peer) failed: %s (%u more such failures "
-                     "not logged)", why, dropped);
-        else
-            log_info("connection from (unnamed peer) failed: %s", why);
+        return;
     }
+    if (c->initiator) {
+        log_info("connection to %s failed: %s", c->peer, why);
+        return;
+    }
+    struct conn_ratelim *rl = c->peer[0] ? &s->hsfail_rl : &s->anon_rl;
+    if (!conn_ratelim_pass(rl, loop_now(s->loop), c->peer[0] ? HS_FAIL_BURST : ANON_FAIL_BURST,
+                           &dropped))
+        return;
+    char more[80] = "";
+    if (dropped)
+        snprintf(more, sizeof more, " (%u more such failures not logged)", dropped);
+    log_info("connection from %s [%s] failed: %s%s", c->peer[0] ? c->peer : "(unnamed peer)",
+             c->src_txt[0] ? c->src_txt : "?", why, more);
+}
+
+/* The set's total of queued output follows c's. */
+static void conn_account(struct conn *c)
+{
+    size_t now = c->state == CONN_CLOSED ? 0 : buf_size(&c->out);
+    c->set->out_total = c->set->out_total - c->out_acct + now;
+    c->out_acct = now;
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -221,7 +181,7 @@ void conn_close(struct conn *c, const char *why)
         return;
     struct conn_set *s = c->set;
     enum conn_state was = c->state;
-    if (conn_is_incoming_hs(c))
+    if (conn__is_incoming_hs(c))
         s->handshakes--;
     c->state = CONN_CLOSED;
     loop_io_del(s->loop, &c->io);
@@ -234,6 +194,7 @@ void conn_close(struct conn *c, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     s->count--;
+    conn_account(c);
     conn_log_close(c, was, why);
     if (s->ops.on_down)
         s->ops.on_down(s->ud, c, why);
@@ -268,6 +229,19 @@ void conn_mark_dirty(struct conn *c)
     c->set->dirty = c;
 }
 
+/* Over its cap: a peer that does not read what is not a reply to it
+ * (pushes, wake-ups), since replies stop coming once it is throttled. An
+ * oversize reply being sent is the exception (out_allow). */
+static int conn_out_over_cap(struct conn *c)
+{
+    size_t out = buf_size(&c->out);
+    if (out <= c->set->cfg.max_out) {
+        c->out_allow = 0;
+        return 0;
+    }
+    return out > c->out_allow;
+}
+
 /* Write what we can; 0, or -errno when the connection must close. */
 static int conn_flush(struct conn *c)
 {
@@ -278,15 +252,32 @@ static int conn_flush(struct conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
+            conn_account(c);
             return -errno;
         }
         buf_consume(&c->out, (size_t)n);
         c->last_tx = loop_now(c->set->loop);
     }
-    if (buf_size(&c->out) > c->set->cfg.max_out)
+    conn_account(c);
+    if (conn_out_over_cap(c))
         return -ENOBUFS;
     conn_watch(c);
     return 0;
+}
+
+/* A throttled connection whose output drained below its mark is read
+ * again, starting with the frames that waited in its input. */
+static void conn_process_frames(struct conn *c);
+
+static void conn_maybe_resume(struct conn *c)
+{
+    struct conn_set *s = c->set;
+    if (!c->throttled || c->state != CONN_UP ||
+        conn_over_water(&s->water, buf_size(&c->out), s->out_total, 1))
+        return;
+    c->throttled = 0;
+    conn_watch(c);
+    conn_process_frames(c);
 }
 
 /* Frames to ourselves: deliver them. Handlers may write more frames to
@@ -326,6 +317,8 @@ static int conn_flush_hook(struct loop *l, void *ud)
                 conn_close(c, "output queue over its cap (peer not reading)");
             else if (rc)
                 conn_close(c, conn_io_error(c, -rc));
+            else
+                conn_maybe_resume(c);
         }
         c = next;
     }
@@ -334,7 +327,7 @@ static int conn_flush_hook(struct loop *l, void *ud)
 
 /* ---- handshake ---- */
 
-static enum hs_status conn_decide(void *ud, const char *peer, uint64_t flags)
+enum hs_status conn__decide(void *ud, const char *peer, uint64_t flags)
 {
     struct conn *c = ud;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
@@ -343,7 +336,7 @@ static enum hs_status conn_decide(void *ud, const char *peer, uint64_t flags)
     return c->set->ops.decide(c->set->ud, c, peer, flags);
 }
 
-static struct hs_cfg hs_cfg_of(struct conn_set *s)
+struct hs_cfg conn__hs_cfg(struct conn_set *s)
 {
     struct hs_cfg h = {
         .my_name = s->cfg.my_name,
@@ -367,7 +360,7 @@ static void conn_hs_out(struct conn *c)
 
 static void conn_up(struct conn *c)
 {
-    if (conn_is_incoming_hs(c))
+    if (conn__is_incoming_hs(c))
         c->set->handshakes--;
     c->state = CONN_UP;
     snprintf(c->peer, sizeof c->peer, "%s", c->hs.peer_name);
@@ -387,8 +380,6 @@ static void conn_up(struct conn *c)
     if (c->set->ops.on_up)
         c->set->ops.on_up(c->set->ud, c);
 }
-
-static void conn_process_frames(struct conn *c);
 
 static void conn_handshake_input(struct conn *c)
 {
@@ -411,10 +402,47 @@ static void conn_handshake_input(struct conn *c)
 
 /* ---- frames ---- */
 
+/* 1 when c must stop being read: its output (or all output) is over the
+ * mark. Logged once per throttling, rate-limited per peer. */
+static int conn_throttle_check(struct conn *c)
+{
+    struct conn_set *s = c->set;
+    if (c->loopback || !conn_over_water(&s->water, buf_size(&c->out), s->out_total, 0))
+        return 0;
+    c->throttled = 1;
+    conn_watch(c);
+    /* A peer whose replies are each over the mark is throttled after
+     * every one: a line per episode would be a line per call. */
+    int64_t now = loop_now(s->loop);
+    c->throttles++;
+    if (now >= c->throttle_log_at) {
+        log_warn("not reading from %s until it reads: %zu bytes queued for it (%zu for all "
+                 "peers; --max-out %zu, --max-out-total %zu); throttled %u times since the "
+                 "last such line", c->peer, buf_size(&c->out), s->out_total, s->cfg.max_out,
+                 s->cfg.max_out_total, c->throttles);
+        c->throttles = 0;
+        c->throttle_log_at = now + THROTTLE_LOG_MS;
+    }
+    return 1;
+}
+
+/* A single frame whose answer alone is larger than --max-out: sent
+ * whole, since cutting a reply breaks the peer's stream. */
+static void conn_note_reply(struct conn *c, size_t before)
+{
+    size_t out = buf_size(&c->out), max = c->set->cfg.max_out;
+    if (out <= max || before >= out)
+        return;
+    c->out_allow = out;
+    if (out - before > max)
+        conn_warn(c, "a reply of %zu bytes to %s is larger than --max-out %zu: sent whole",
+                  out - before, c->peer, max);
+}
+
 static void conn_process_frames(struct conn *c)
 {
     struct conn_set *s = c->set;
-    while (c->state == CONN_UP && buf_size(&c->in)) {
+    while (c->state == CONN_UP && buf_size(&c->in) && !c->throttled) {
         const uint8_t *body;
         size_t blen;
         int n = frame_split(buf_head(&c->in), buf_size(&c->in), s->cfg.max_frame, &body, &blen);
@@ -428,8 +456,15 @@ static void conn_process_frames(struct conn *c)
             return;
         }
         if (blen) {
+            if (conn_throttle_check(c))
+                return;
+            size_t before = buf_size(&c->out);
             loop_note_work(s->loop, 1);
             s->ops.on_frame(s->ud, c, body, blen);
+            if (c->state == CONN_CLOSED)
+                return;
+            conn_note_reply(c, before);
+            conn_account(c);
         }
         buf_consume(&c->in, (size_t)n);
     }
@@ -533,7 +568,7 @@ struct conn *conn_connect(struct conn_set *s, const char *node, int *err)
         *err = rc;
         return NULL;
     }
-    struct conn *c = conn_alloc(s, fd);
+    struct conn *c = conn__alloc(s, fd);
     if (!c) {
         close(fd);
         *err = -ENOMEM;
@@ -542,8 +577,8 @@ struct conn *conn_connect(struct conn_set *s, const char *node, int *err)
     c->initiator = 1;
     c->state = CONN_EPMD;
     snprintf(c->peer, sizeof c->peer, "%s", node);
-    struct hs_cfg hc = hs_cfg_of(s);
-    if (hs_init_initiator(&c->hs, &hc, node, set_random(s)) < 0) {
+    struct hs_cfg hc = conn__hs_cfg(s);
+    if (hs_init_initiator(&c->hs, &hc, node, conn__random(s)) < 0) {
         conn_close(c, "handshake set-up failed");
         *err = -ENOMEM;
         return NULL;
@@ -626,7 +661,12 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
      * OpenSSL decrypted already are invisible to epoll (tls.h). */
     if (c->tls)
         events |= EPOLLIN | EPOLLOUT;
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    if (c->throttled && (events & (EPOLLHUP | EPOLLERR))) {
+        /* Not reading, so the error would be reported again and again. */
+        conn_close(c, "connection error while its output was queued");
+        return;
+    }
+    if (!c->throttled && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         do
             conn_read(c);
         while (c->tls && c->state != CONN_CLOSED && tls_pending(c->tls));
@@ -635,95 +675,9 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
         int rc = conn_flush(c);
         if (rc)
             conn_close(c, rc == -ENOBUFS ? "output queue over its cap" : conn_io_error(c, -rc));
+        else
+            conn_maybe_resume(c);
     }
-}
-
-/* ---- listening ---- */
-
-/* Close a socket accepted over a limit. Closing at once (rather than
- * leaving it in the backlog) frees the kernel's queue for honest peers
- * and tells the client now instead of after its own timeout. */
-static void conn_refuse(struct conn_set *s, int fd, enum conn_admit why)
-{
-    close(fd);
-    uint32_t dropped;
-    if (!conn_ratelim_pass(&s->refuse_rl, loop_now(s->loop), 0, &dropped))
-        return;
-    char more[64] = "";
-    if (dropped)
-        snprintf(more, sizeof more, "; %u more refused since the last such line", dropped);
-    if (why == CONN_REFUSE_CONNS)
-        log_warn("refusing connection: %zu connections already (--max-conns)%s", s->count,
-                 more);
-    else
-        log_warn("refusing connection: %zu handshakes in progress (--max-handshakes)%s",
-                 s->handshakes, more);
-}
-
-static void conn_on_accept(struct loop *l, struct loop_io *io, uint32_t events)
-{
-    (void)l;
-    (void)events;
-    struct conn_set *s = io->ud;
-    for (int i = 0; i < 64; i++) {
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn("accept failed: %s", strerror(errno));
-            return;
-        }
-        enum conn_admit adm = conn_admit(s->count, s->cfg.max_conns, s->handshakes,
-                                         s->cfg.max_handshakes);
-        if (adm != CONN_ADMIT) {
-            conn_refuse(s, fd, adm);
-            continue;
-        }
-        set_nonblock(fd);
-        struct conn *c = conn_alloc(s, fd);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->state = CONN_HANDSHAKE;
-        s->handshakes++;
-        struct hs_cfg hc = hs_cfg_of(s);
-        hc.decide = conn_decide;
-        hc.ud = c;
-        if (hs_init_acceptor(&c->hs, &hc, set_random(s)) < 0)
-            conn_close(c, "handshake set-up failed");
-        else if (s->cfg.tls && !(c->tls = tls_new(s->cfg.tls, fd, 1, NULL)))
-            conn_close(c, "TLS set-up failed");
-    }
-}
-
-int conn_set_listen(struct conn_set *s, const char *addr, uint16_t port, uint16_t *port_out,
-                    char *err, size_t errlen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto fail;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sin.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (addr && inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-        snprintf(err, errlen, "bad listen address %s", addr);
-        close(fd);
-        return -EINVAL;
-    }
-    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(fd, 512) < 0)
-        goto fail;
-    socklen_t len = sizeof sin;
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    *port_out = ntohs(sin.sin_port);
-    s->listen_fd = fd;
-    return loop_io_add(s->loop, &s->listen_io, fd, EPOLLIN, conn_on_accept, s);
-fail:;
-    int e = errno;
-    snprintf(err, errlen, "cannot listen on port %u: %s", port, strerror(e));
-    if (fd >= 0)
-        close(fd);
-    return -e;
 }
 
 /* ---- set ---- */
@@ -739,6 +693,7 @@ struct conn_set *conn_set_new(struct loop *l, const struct conn_cfg *cfg,
     s->ops = *ops;
     s->ud = ud;
     s->listen_fd = -1;
+    conn_water_init(&s->water, cfg->max_out, cfg->max_out_total);
     s->rng = (uint32_t)loop_now(l) * 2654435761u ^ (uint32_t)getpid() ^ 0x9e3779b9u;
     if (!s->rng)
         s->rng = 1;
@@ -803,6 +758,7 @@ struct conn *conn_find(struct conn_set *s, const char *node)
 }
 
 struct conn *conn_first(struct conn_set *s) { return s->head; }
+size_t conn_out_total(const struct conn_set *s) { return s->out_total; }
 size_t conn_count(const struct conn_set *s) { return s->count; }
 void conn_set_creation(struct conn_set *s, uint32_t creation)
 {
@@ -820,6 +776,18 @@ static void conn_flush_ratelims(struct conn_set *s, int64_t now)
     n = conn_ratelim_flush(&s->anon_rl, now);
     if (n)
         log_info("%u more incoming connections failed before naming themselves", n);
+    n = conn_ratelim_flush(&s->hsfail_rl, now);
+    if (n)
+        log_info("%u more incoming handshakes failed (not logged one by one)", n);
+}
+
+/* A throttled peer is alive while it reads what it is sent. */
+static int conn_dead(const struct conn *c, int64_t now, int64_t dead_ms)
+{
+    int64_t last = c->last_rx;
+    if (c->throttled && c->last_tx > last)
+        last = c->last_tx;
+    return now - last >= dead_ms;
 }
 
 void conn_set_periodic(struct conn_set *s, int64_t now)
@@ -831,8 +799,13 @@ void conn_set_periodic(struct conn_set *s, int64_t now)
         if (c->state != CONN_UP) {
             if (c->deadline && now >= c->deadline)
                 conn_close(c, "connection set-up timed out");
-        } else if (now - c->last_rx >= s->cfg.dead_ms) {
-            conn_close(c, "no traffic within the net tick time: peer declared dead");
+        } else if (conn_dead(c, now, s->cfg.dead_ms)) {
+            conn_close(c, c->throttled ? "not reading its output within the net tick time: "
+                                         "peer declared dead"
+                                       : "no traffic within the net tick time: peer declared dead");
+        } else if (c->throttled) {
+            /* The total may have drained through other peers. */
+            conn_maybe_resume(c);
         } else if (now - c->last_tx >= s->cfg.tick_ms && !buf_size(&c->out)) {
             static const uint8_t tick[4] = {0, 0, 0, 0};
             buf_append(&c->out, tick, 4);

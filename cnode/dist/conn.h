@@ -12,15 +12,27 @@
  * read batch leave in one write.
  *
  * Bounds: a frame whose header announces more than cfg.max_frame bytes
- * closes its connection before any body byte is buffered; output beyond
- * cfg.max_out (a peer that does not read) closes the connection; a
- * handshake not done within cfg.handshake_ms is dropped; at most
- * cfg.max_conns connections exist, and at most cfg.max_handshakes of them
- * are incoming handshakes in progress, so sockets that connect and stay
- * silent (slow loris) hold a bounded share that is freed within
- * handshake_ms and can never take the slots of established peers. Reads
- * are at most 64 KiB per readiness event per connection, so one busy peer
- * cannot starve the others.
+ * closes its connection before any body byte is buffered; a handshake not
+ * done within cfg.handshake_ms is dropped; at most cfg.max_conns
+ * connections exist, at most cfg.max_handshakes of them are incoming
+ * handshakes in progress and at most cfg.max_hs_per_source of those come
+ * from one address, so sockets that connect and stay silent (slow loris)
+ * hold a bounded share that is freed within handshake_ms, can never take
+ * the slots of established peers, and one source cannot take them all.
+ * Reads are at most 64 KiB per readiness event per connection, so one busy
+ * peer cannot starve the others.
+ *
+ * Backpressure (struct conn_water): a connection whose queued output
+ * reaches half of cfg.max_out is throttled: it is not read, and frames it
+ * sent that were read already wait unanswered in its input, until its
+ * output drains below a quarter. While all connections together hold more
+ * than half of cfg.max_out_total, every one holding more than
+ * CONN_WATER_FLOOR is throttled the same way, so peers that read what they
+ * are sent keep being served. A reply is never cut: one that alone is
+ * larger than max_out is sent whole and logged. Output that is not a
+ * reply (pushes, wake-ups) beyond max_out closes the connection. A
+ * throttled peer that makes no progress reading for the dead-peer time is
+ * closed like a silent one.
  *
  * Logs a peer can provoke are rate-limited (struct conn_ratelim): refused
  * accepts and failures of still-unnamed incoming connections per set,
@@ -75,10 +87,25 @@ int conn_ratelim_pass(struct conn_ratelim *r, int64_t now, uint32_t burst, uint3
 uint32_t conn_ratelim_flush(struct conn_ratelim *r, int64_t now);
 
 /* Admission of an accepted socket, pure: CONN_ADMIT or the limit hit. */
-enum conn_admit { CONN_ADMIT, CONN_REFUSE_CONNS, CONN_REFUSE_HANDSHAKES };
+enum conn_admit { CONN_ADMIT, CONN_REFUSE_CONNS, CONN_REFUSE_HANDSHAKES, CONN_REFUSE_SOURCE };
 /* max_handshakes 0 = no cap on handshakes. */
 enum conn_admit conn_admit(size_t conns, size_t max_conns, size_t handshakes,
                            size_t max_handshakes);
+/* from_source: incoming handshakes in progress from the socket's address;
+ * max_per_source 0 = no cap. */
+enum conn_admit conn_admit_source(size_t from_source, size_t max_per_source);
+
+/* Output backpressure marks, pure (see the model above). */
+#define CONN_WATER_FLOOR ((size_t)256 << 10)
+struct conn_water {
+    size_t high, low;             /* one connection's output */
+    size_t total_high, total_low; /* all connections' output; 0 = no total cap */
+    size_t floor;                 /* under the total marks, smaller queues are read */
+};
+void conn_water_init(struct conn_water *w, size_t max_out, size_t max_out_total);
+/* 1: a connection holding `out` bytes of output while all hold `total`
+ * must not be read; `throttled` is its current state (hysteresis). */
+int conn_over_water(const struct conn_water *w, size_t out, size_t total, int throttled);
 
 struct conn_ops {
     void (*on_up)(void *ud, struct conn *c);
@@ -98,6 +125,8 @@ struct conn_cfg {
     size_t max_out;
     size_t max_conns;
     size_t max_handshakes;   /* incoming handshakes in progress; 0 = no cap */
+    size_t max_hs_per_source; /* of those, from one address; 0 = no cap */
+    size_t max_out_total;    /* all connections' output; 0 = no cap */
     int64_t tick_ms;
     int64_t dead_ms;
     int64_t handshake_ms;
@@ -123,6 +152,14 @@ struct conn {
     int64_t last_rx, last_tx, deadline;
     uint16_t port;                  /* peer's dist port (outgoing) */
     struct conn_ratelim warn_rl;    /* conn_warn lines about this peer */
+    int throttled;                  /* output over its mark: not read */
+    uint32_t throttles;             /* since the last line about them */
+    int64_t throttle_log_at;        /* earliest time of the next such line */
+    size_t out_acct;                /* out's size as counted in the set's total */
+    size_t out_allow;               /* > max_out: an oversize reply being sent */
+    uint8_t src[16];                /* incoming: the peer's address */
+    uint8_t srclen;                 /* 4 or 16; 0 = not incoming */
+    char src_txt[48];               /* the same as text, for logs */
     struct tls *tls;                /* TLS session once connected, NULL = plain */
     void *user;                     /* for the owner of the set */
 };
@@ -161,6 +198,9 @@ void conn_close(struct conn *c, const char *why); /* idempotent */
 /* A warning about what this peer sent, rate-limited per connection (first
  * 10, then one per second carrying the count of those suppressed). */
 void conn_warn(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Bytes of output queued on all connections, as last counted. */
+size_t conn_out_total(const struct conn_set *s);
 
 /* Periodic: ticks, dead peers, handshake deadlines. */
 void conn_set_periodic(struct conn_set *s, int64_t now);

@@ -116,8 +116,13 @@ static int hs_emit_status(struct hs *h, const char *text)
  * with both parts non-empty, exactly one '@', no NUL, at most HS_NAME_MAX. */
 static int hs_name_ok(const uint8_t *name, size_t n)
 {
-    if (n == 0 || n > HS_NAME_MAX || memchr(name, '\0', n))
+    if (n == 0 || n > HS_NAME_MAX)
         return 0;
+    /* Control characters (NUL, newline, ESC...) name no host and would
+     * only serve to forge log lines or reach an operator's terminal. */
+    for (size_t i = 0; i < n; i++)
+        if (name[i] < 0x20 || name[i] == 0x7f)
+            return 0;
     const uint8_t *at = memchr(name, '@', n);
     if (!at || at == name || at == name + n - 1)
         return 0;

@@ -67,9 +67,12 @@ struct node {
     size_t nsubs;
     node_msg_fn spawn_fn;
     void *spawn_ud;
+    node_msg_fn demon_fn;         /* DEMONITOR_P of a local process */
+    void *demon_ud;
     struct loop_timer periodic;
     struct buf scratch;
     struct conn_ratelim dial_rl;  /* dials refused by the allowlist */
+    struct conn_ratelim deny_rl;  /* handshakes refused by the allowlist */
 };
 
 /* ---- local processes ---- */
@@ -509,10 +512,6 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
         else if (p->track && !m.to_is_name)
             pmon_add(p, c->peer, &m);
         break;
-    case CTRL_DEMONITOR_P:
-        if ((p = node_target(n, &m)) && p->nmons)
-            pmon_drop(p, m.ref);
-        break;
     case CTRL_LINK:
         if (!node_target(n, &m))
             node_send_ctrl(c, ctl_exit_noproc, &m);
@@ -523,6 +522,17 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
     case CTRL_SPAWN_REQUEST:
         if (n->spawn_fn)
             n->spawn_fn(n->spawn_ud, c, &m);
+        break;
+    case CTRL_DEMONITOR_P:
+        /* A caller's monitor ended (its call returned, timed out, or the
+         * caller exited): whoever holds work for it may drop it; a
+         * tracked process forgets the monitor. */
+        if (!(p = node_target(n, &m)))
+            break;
+        if (p->nmons)
+            pmon_drop(p, m.ref);
+        if (n->demon_fn)
+            n->demon_fn(n->demon_ud, c, &m);
         break;
     case CTRL_MONITOR_P_EXIT:
     case CTRL_SPAWN_REPLY:
@@ -579,8 +589,12 @@ static enum hs_status node_decide(void *ud, struct conn *c, const char *peer, ui
     if (strcmp(peer, n->name) == 0)
         return HS_NOT_ALLOWED;
     if (!node_allowed(n, peer)) {
-        /* Named, so not rate-limited: every refusal is worth a line. */
-        log_warn("refusing connection from %s: not on the --allow list", peer);
+        /* The name is the peer's word, before any cookie check: anyone
+         * can provoke this line, so it is rate-limited. */
+        uint32_t dropped;
+        if (conn_ratelim_pass(&n->deny_rl, loop_now(n->loop), 10, &dropped))
+            log_warn("refusing connection from %s: not on the --allow list (%u such "
+                     "refusals not logged since the last line)", peer, dropped);
         return HS_NOT_ALLOWED;
     }
     for (struct conn *o = conn_first(n->conns); o; o = o->next) {
@@ -728,6 +742,8 @@ int node_start(struct node *n, char *err, size_t errlen)
         .max_out = n->cfg.max_out,
         .max_conns = n->cfg.max_conns,
         .max_handshakes = n->cfg.max_handshakes,
+        .max_hs_per_source = n->cfg.max_hs_per_source,
+        .max_out_total = n->cfg.max_out_total,
         .tick_ms = tick / 4,
         .dead_ms = tick,
         .handshake_ms = n->cfg.handshake_ms,
@@ -810,4 +826,10 @@ void node_set_spawn_handler(struct node *n, node_msg_fn fn, void *ud)
 {
     n->spawn_fn = fn;
     n->spawn_ud = ud;
+}
+
+void node_set_demonitor_handler(struct node *n, node_msg_fn fn, void *ud)
+{
+    n->demon_fn = fn;
+    n->demon_ud = ud;
 }

@@ -49,6 +49,8 @@ struct node_cfg {
     size_t max_out;
     size_t max_conns;
     size_t max_handshakes;    /* incoming handshakes in progress; 0 = no cap */
+    size_t max_hs_per_source; /* of those, from one address; 0 = no cap */
+    size_t max_out_total;     /* output queued for all peers; 0 = no cap */
     int net_ticktime_s;
     int64_t handshake_ms;
     char *const *allow;       /* node names; NULL = every node (caller owns,
@@ -97,6 +99,9 @@ int node_make_pid(struct node *n, struct buf *out);
 int node_make_ref(struct node *n, struct buf *out);
 int node_subscribe(struct node *n, node_conn_fn fn, void *ud);
 void node_set_spawn_handler(struct node *n, node_msg_fn fn, void *ud);
+/* DEMONITOR_P signals for a local process (m->from, m->ref set); one
+ * handler, fn NULL to remove it. */
+void node_set_demonitor_handler(struct node *n, node_msg_fn fn, void *ud);
 
 /* The connection to a node: existing (any state), or started now. NULL if
  * it cannot be started (bad name, limit). */

@@ -650,6 +650,26 @@ static int wait_start(struct apply *a, struct term key, struct term timeout, int
     return 0;
 }
 
+size_t apply_cancel_waits(struct apply *a, int (*pred)(void *ud, void *arg), void *arg)
+{
+    size_t n = 0;
+    struct wait **pp = &a->waits;
+    while (*pp) {
+        struct wait *w = *pp;
+        if (!pred(w->ud, arg)) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        loop_timer_stop(node_loop(a->node), &w->timer);
+        server_wait_cancel(a->server, w->id);
+        w->done(w->ud, -ECANCELED, (struct term){NULL, 0});
+        wait_free(w);
+        n++;
+    }
+    return n;
+}
+
 /* The local table's {ok, Value} | {error, not_found} for key into a->out:
  * 1 held, 0 not, or -errno. */
 static int local_read(struct apply *a, struct term key)

@@ -31,5 +31,9 @@ void apply_free(struct apply *a);
 /* args: a proper list term (any encoding). */
 void apply_start(struct apply *a, const char *mod, const char *fun, struct term args,
                  apply_done_fn done, void *ud);
+/* Waits (wait_for / wait_for_release) whose `ud` satisfies pred end now:
+ * their server waiters are dropped and done runs with -ECANCELED. For a
+ * caller that is gone (its node disconnected). Returns how many. */
+size_t apply_cancel_waits(struct apply *a, int (*pred)(void *ud, void *arg), void *arg);
 
 #endif

@@ -349,6 +349,25 @@ static void nk_on_msg(void *ud, struct conn *c, const struct ctrl *m)
                    (struct term){r->b.data, (uint32_t)r->b.len});
 }
 
+/* rpc waits of a node that disconnected end with it (nobody is left to
+ * answer; an infinity wait would hold its --max-waiters slot forever). */
+static int job_of_node(void *ud, void *arg)
+{
+    const struct job *j = ud;
+    char nd[CTRL_NAME_MAX];
+    return ctrl_term_node(j->caller, nd, sizeof nd) == 0 && strcmp(nd, arg) == 0;
+}
+
+static void rex_on_conn(void *ud, struct conn *c, int up)
+{
+    struct rex *r = ud;
+    if (up || c->loopback)
+        return;
+    size_t n = apply_cancel_waits(r->apply, job_of_node, c->peer);
+    if (n)
+        log_info("%zu rpc waits of %s dropped: its connection closed", n, c->peer);
+}
+
 struct rex *rex_new(struct node *n, struct apply *a)
 {
     struct rex *r = calloc(1, sizeof *r);
@@ -363,6 +382,10 @@ struct rex *rex_new(struct node *n, struct apply *a)
         return NULL;
     }
     node_set_spawn_handler(n, rex_on_spawn, r);
+    if (node_subscribe(n, rex_on_conn, r)) {
+        free(r);
+        return NULL;
+    }
     return r;
 }
 

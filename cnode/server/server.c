@@ -48,6 +48,7 @@
 #include "../store/store.h"
 #include "holders.h"
 #include "quiet.h"
+#include "waitown.h"
 #include "request.h"
 
 #define MAX_ARGS SERVER_REQ_MAX_ARGS
@@ -87,6 +88,7 @@ struct server {
     int64_t dead_until;      /* latest expiry the killed incarnation held */
     uint64_t holder_releases; /* leases released because their holder exited */
     int restarts;            /* start_link after a kill, in this process */
+    struct waitown *own;     /* waiters dropped with their callers */
 };
 
 struct req {
@@ -491,14 +493,48 @@ static int h_dirty_read(struct server *s, struct caller *c, struct req *r)
     return rc ? rc : enc_raw(&s->reply, val);
 }
 
+/* ---- cluster changes: who made them, and whether a quorum is left ---- */
+
+/* Who sent a request, for the log: its node, or "an rpc call". */
+static const char *sender(const struct caller *c)
+{
+    return c && c->conn ? c->conn->peer : "an rpc call";
+}
+
+/* A warning when W masters' votes cannot be had or are not a majority
+ * (two disjoint groups could then both lock the same key). */
+static void warn_quorum(const struct server *s, const char *who)
+{
+    if ((size_t)s->w > s->nmasters)
+        log_warn("write quorum %d exceeds the %zu masters (set by %s): no lock can be taken "
+                 "until the masters or W change", s->w, s->nmasters, who);
+    else if ((size_t)s->w * 2 <= s->nmasters)
+        log_warn("write quorum %d is not a majority of the %zu masters (set by %s): two "
+                 "groups of masters can grant the same lock", s->w, s->nmasters, who);
+}
+
+/* "a@h, b@h, ... (N)" for a log line; at most a few names. */
+static const char *names_txt(char *buf, size_t cap, char *const *v, size_t n)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && i < 5 && o + 1 < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", v[i]);
+    if (n > 5 && o + 1 < cap)
+        snprintf(buf + o, cap - o, ", ... (%zu)", n);
+    return o || n ? buf : "none";
+}
+
 static int h_set_w(struct server *s, struct caller *c, struct req *r)
 {
-    (void)c;
     int64_t w;
     if (arg_int(r->args[0], &w) || w < 1 || w > 1000000)
         return -EINVAL;
+    int old = s->w;
     s->w = (int)w;
-    log_info("write quorum set to %d", s->w);
+    log_info("write quorum set by %s: %d -> %d (%zu masters)", sender(c), old, s->w,
+             s->nmasters);
+    warn_quorum(s, sender(c));
     return reply_ok(s);
 }
 
@@ -589,7 +625,6 @@ static int set_meta(struct server *s, char *const *m, size_t nm, char *const *r,
 
 static int h_set_nodes(struct server *s, struct caller *c, struct req *r)
 {
-    (void)c;
     char **m, **rp;
     size_t nm, nr;
     if (arg_names(r->args[0], &m, &nm))
@@ -598,11 +633,16 @@ static int h_set_nodes(struct server *s, struct caller *c, struct req *r)
         free_names(m, nm);
         return -EINVAL;
     }
+    char was[320], now[320];
+    names_txt(was, sizeof was, s->masters, s->nmasters);
     int rc = set_meta(s, m, nm, rp, nr);
     free_names(m, nm);
     free_names(rp, nr);
-    if (!rc)
-        log_info("nodes set: %zu masters, %zu replicas", s->nmasters, s->nreplicas);
+    if (!rc) {
+        log_info("nodes set by %s: masters [%s] -> [%s], %zu replicas", sender(c), was,
+                 names_txt(now, sizeof now, s->masters, s->nmasters), s->nreplicas);
+        warn_quorum(s, sender(c));
+    }
     return rc ? rc : reply_ok(s);
 }
 
@@ -1054,6 +1094,19 @@ int server_wait(struct server *s, struct term key_raw, int kind,
     return store_waiter_add(s->store, key, (enum store_wait_kind)kind, deadline, ctx, sizeof ctx);
 }
 
+static int internal_id_is(void *ud, const void *ctx, size_t len)
+{
+    const uint8_t *p = ctx;
+    uint64_t id = *(const uint64_t *)ud;
+    return len == 12 && get_u32(p) == WAIT_INTERNAL &&
+           ((uint64_t)get_u32(p + 4) << 32 | get_u32(p + 8)) == id;
+}
+
+void server_wait_cancel(struct server *s, uint64_t id)
+{
+    store_waiter_drop_if(s->store, internal_id_is, &id);
+}
+
 void server_set_waker(struct server *s, server_wake_fn fn, void *ud)
 {
     s->waker = fn;
@@ -1286,6 +1339,7 @@ int server_start(struct server *s, int w, const int64_t *push_interval_ms)
     }
     store_free(s->store);
     s->store = st;
+    waitown_set_store(s->own, st);
     repl_drop_log(s->repl);
     int64_t now = now_ms(s);
     quiet_set_until(s->quiet, s->dead_until > now ? s->dead_until : 0);
@@ -1352,6 +1406,8 @@ struct server *server_new(struct node *n, const struct server_cfg *cfg, char *er
         goto oom;
     if (set_meta(s, cfg->masters, cfg->nmasters, cfg->replicas, cfg->nreplicas))
         goto oom;
+    if (!(s->own = waitown_new(n, s->store)))
+        goto oom;
     if (loop_hook_add(s->loop, server_expiry_hook, s) ||
         loop_timer_arm(s->loop, &s->push_timer, loop_now(s->loop) + cfg->push_interval_ms))
         goto oom;
@@ -1372,6 +1428,7 @@ void server_free(struct server *s)
     loop_timer_stop(s->loop, &s->quiet_timer);
     quiet_free(s->quiet);
     holders_free(s->holders);
+    waitown_free(s->own);
     repl_free(s->repl);
     store_free(s->store);
     free_names(s->masters, s->nmasters);

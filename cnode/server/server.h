@@ -71,6 +71,8 @@ int server_eval(struct server *s, struct term req, struct buf *out);
  * Nothing is called at the deadline: the caller keeps its own timer. */
 typedef void (*server_wake_fn)(void *ud, uint64_t id, int kind, struct term value);
 int server_wait(struct server *s, struct term key, int kind, int64_t deadline, uint64_t id);
+/* Drop the internal waiter id (its rpc caller is gone); no wake. */
+void server_wait_cancel(struct server *s, uint64_t id);
 void server_set_waker(struct server *s, server_wake_fn fn, void *ud);
 
 /* --eager-push at run time (lockerd:set_eager_push/1). */
