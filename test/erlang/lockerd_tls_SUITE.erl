@@ -255,7 +255,7 @@ refused_both_ways(Config, BadOpt, Tag, Reason) ->
     ct:log("call from a node with a bad certificate: ~p", [Res]),
     ?assert(refused(Res)),
     ?assertEqual(pang, on(Bad, net_adm, ping, [LNode])),
-    wait_log(L, "connection from \\(unnamed peer\\) failed: TLS handshake failed: " ++ Reason),
+    wait_log(L, "connection from \\(unnamed peer\\) \\[127\\.0\\.0\\.1\\] failed: TLS handshake failed: " ++ Reason),
     %% out: a write on lockerd is pushed to the bad replica, which is refused
     ?assertEqual(ok, on(Good, gen_server, call,
                         [{locker, LNode}, {write, make_ref(), k, v, 30000}, 5000])),
