@@ -49,6 +49,7 @@ struct coord__task {
     bool on_ready;
     int w, votes, commits, rc;
     int64_t timeout_ms, deadline, now;
+    int64_t started;         /* now at coord_start (latency metrics) */
     size_t heap_idx;
     struct coord__task *rprev, *rnext;
     coord_done_fn done;
@@ -82,6 +83,7 @@ struct coord {
     struct coord__task **heap;     /* binary min-heap by (deadline, id) */
     size_t heap_n, heap_cap;
     struct coord__task *ready_head, *ready_tail;
+    struct coord_stats stats;
 };
 
 /* coord_task.c */

@@ -50,6 +50,7 @@ struct conn_set {
     size_t handshakes;              /* incoming, in CONN_HANDSHAKE */
     struct conn_ratelim refuse_rl;  /* accepts refused at a limit */
     struct conn_ratelim anon_rl;    /* unnamed incoming connections failing */
+    struct conn_stats stats;        /* metrics (conn_stats.c) */
 };
 
 /* ---- limits (pure) ---- */
@@ -234,6 +235,8 @@ void conn_close(struct conn *c, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     s->count--;
+    if (was == CONN_HANDSHAKE && !c->loopback)
+        s->stats.hs_failed[conn_hs_fail_class(why)]++;
     conn_log_close(c, was, why);
     if (s->ops.on_down)
         s->ops.on_down(s->ud, c, why);
@@ -281,6 +284,7 @@ static int conn_flush(struct conn *c)
             return -errno;
         }
         buf_consume(&c->out, (size_t)n);
+        c->set->stats.bytes_out += (uint64_t)n;
         c->last_tx = loop_now(c->set->loop);
     }
     if (buf_size(&c->out) > c->set->cfg.max_out)
@@ -604,6 +608,7 @@ static void conn_read(struct conn *c)
         return;
     }
     c->in.len += (size_t)n;
+    c->set->stats.bytes_in += (uint64_t)n;
     c->last_rx = loop_now(c->set->loop);
     switch (c->state) {
     case CONN_EPMD_REPLY: conn_epmd_input(c, 0); break;
@@ -646,6 +651,7 @@ static void conn_on_io(struct loop *l, struct loop_io *io, uint32_t events)
 static void conn_refuse(struct conn_set *s, int fd, enum conn_admit why)
 {
     close(fd);
+    s->stats.refused[why]++;
     uint32_t dropped;
     if (!conn_ratelim_pass(&s->refuse_rl, loop_now(s->loop), 0, &dropped))
         return;
@@ -803,6 +809,8 @@ struct conn *conn_find(struct conn_set *s, const char *node)
 }
 
 struct conn *conn_first(struct conn_set *s) { return s->head; }
+const struct conn_stats *conn_set_stats(const struct conn_set *s) { return &s->stats; }
+
 size_t conn_count(const struct conn_set *s) { return s->count; }
 void conn_set_creation(struct conn_set *s, uint32_t creation)
 {
