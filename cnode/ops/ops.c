@@ -54,8 +54,10 @@ int ops_readiness(int64_t now, int64_t quiet_until, int alive, size_t connected,
     return 1;
 }
 
-/* Masters this node can reach now: UP connections, and itself. */
-static size_t masters_connected(const struct ops *o, size_t *nmasters)
+/* Masters this node can reach now: UP connections, and itself. lockerd
+ * connects to peers on demand, so with dial set (a readiness probe) a
+ * master not connected is dialled now: the probes that follow see it. */
+static size_t masters_connected(const struct ops *o, size_t *nmasters, int dial)
 {
     char *const *m = server_masters(o->server, nmasters);
     size_t up = 0;
@@ -65,6 +67,8 @@ static size_t masters_connected(const struct ops *o, size_t *nmasters)
             continue;
         }
         struct conn *c = conn_find(node_conns(o->node), m[i]);
+        if (!c && dial)
+            c = node_connect(o->node, m[i]);
         up += c && c->state == CONN_UP;
     }
     return up;
@@ -72,7 +76,7 @@ static size_t masters_connected(const struct ops *o, size_t *nmasters)
 
 static int ready(const struct ops *o, char *why, size_t cap)
 {
-    size_t nm, up = masters_connected(o, &nm);
+    size_t nm, up = masters_connected(o, &nm, 1);
     return ops_readiness(loop_now(o->loop), server_quiet_until(o->server),
                          server_alive(o->server), up, nm, server_w(o->server), why, cap);
 }
@@ -189,7 +193,7 @@ static void mx_cluster(struct mx *m, const struct ops *o)
               "Time until votes on unknown keys are granted again after a restart.");
     mx_sample(m, "lockerd_quiet_period_remaining_seconds", left > 0 ? (double)left / 1000 : 0,
               NULL);
-    size_t nm, up = masters_connected(o, &nm);
+    size_t nm, up = masters_connected(o, &nm, 0);
     mx_family(m, "lockerd_masters", "gauge", "Masters in this node's meta data.");
     mx_sample(m, "lockerd_masters", (double)nm, NULL);
     mx_family(m, "lockerd_masters_connected", "gauge",
