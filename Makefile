@@ -22,7 +22,13 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLIENT_SRC := $(sort $(wildcard client/*.c) $(wildcard cnode/core/*.c) $(wildcard cnode/dist/*.c) \
                      $(wildcard cnode/node/*.c) $(wildcard cnode/coord/*.c) $(wildcard ei_glue/*.c))
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
-CLIENT_LIBS := $(BINDIR)/liblocker.a $(BINDIR)/liblocker.so
+# The shared library is versioned (packaging/packaging.mk: VERSION, SOMAJOR):
+# liblocker.so.$(VERSION) with soname liblocker.so.$(SOMAJOR), and the two
+# symlinks a link line and the loader look for.
+VERSION := $(shell sed -n 's/^\#define LOCKERD_VERSION "\(.*\)"/\1/p' cnode/main.c)
+SOMAJOR := 0
+CLIENT_LIBS := $(BINDIR)/liblocker.a $(BINDIR)/liblocker.so.$(VERSION) \
+               $(BINDIR)/liblocker.so.$(SOMAJOR) $(BINDIR)/liblocker.so
 CLIENT_TOOLS := $(BINDIR)/locker-echo $(BINDIR)/lkc-hold $(BINDIR)/lkc-example $(BINDIR)/lockerctl
 LOCKERCTL_SRC := $(sort $(wildcard tools/lockerctl*.c))
 LOCKERCTL_OBJ := $(LOCKERCTL_SRC:%.c=$(BUILD)/%.o)
@@ -61,9 +67,13 @@ $(BINDIR)/liblocker.a: $(CLIENT_OBJ)
 	{ echo "CREATE $@"; for o in $^; do echo "ADDMOD $$o"; done; \
 	  echo "ADDLIB $(EI_LIB)/libei.a"; echo SAVE; echo END; } | ar -M
 
-$(BINDIR)/liblocker.so: $(CLIENT_OBJ) client/liblocker.map
+$(BINDIR)/liblocker.so.$(SOMAJOR) $(BINDIR)/liblocker.so: $(BINDIR)/liblocker.so.$(VERSION)
+	ln -sf liblocker.so.$(VERSION) $@
+
+$(BINDIR)/liblocker.so.$(VERSION): $(CLIENT_OBJ) client/liblocker.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -Wl,--version-script=client/liblocker.map -Wl,-soname,liblocker.so \
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=client/liblocker.map \
+	    -Wl,-soname,liblocker.so.$(SOMAJOR) \
 	    $(CLIENT_OBJ) $(EI_LIB)/libei.a -lssl -lcrypto -lpthread -o $@
 
 $(BINDIR)/locker-echo: $(BUILD)/tools/locker-echo.o $(BUILD)/tools/tool_args.o $(BINDIR)/liblocker.a
@@ -117,7 +127,9 @@ run: all
 	scripts/run.sh
 
 clean:
-	rm -rf build bin/lockerd $(CLIENT_LIBS) $(CLIENT_TOOLS) _build
+	rm -rf build bin/lockerd bin/liblocker.so* $(CLIENT_LIBS) $(CLIENT_TOOLS) _build
+
+include packaging/packaging.mk
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/cnode/main.d $(wildcard $(BUILD)/tools/*.d)
 

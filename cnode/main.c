@@ -22,6 +22,9 @@
 #include "core/loop.h"
 #include "core/sysmem.h"
 #include "node/node.h"
+#include "ops/checks.h"
+#include "ops/ops.h"
+#include "ops/service.h"
 #include "rpc/apply.h"
 #include "rpc/rex.h"
 #include "server/server.h"
@@ -52,6 +55,9 @@ struct opts {
     int64_t quiet_ms;       /* -1: automatic */
     long coalesce_us;
     struct tls_cfg tls;
+    const char *metrics_listen; /* NULL: no metrics endpoint */
+    const char *log_file;       /* NULL: stderr */
+    const char *cookie_file;
 };
 
 /* A limit not given on the command line: sized from memory (sysmem.h). */
@@ -144,6 +150,12 @@ static void usage(FILE *f)
         "  --port P               distribution port (default: any free port)\n"
         "  --listen ADDR          listen address (default: all IPv4 addresses)\n"
         "  --log-level LEVEL      debug | info | warn | error (default info)\n"
+        "  --log-file PATH        append log lines to PATH (reopened on SIGHUP, for\n"
+        "                         log rotation) instead of stderr\n"
+        "  --cookie-file PATH     read the cookie from PATH (a service's cookie file)\n"
+        "  --metrics-listen ADDR:PORT  serve GET /metrics (Prometheus), /healthz and\n"
+        "                         /readyz over HTTP there (default: off); e.g.\n"
+        "                         127.0.0.1:9741, [::1]:9741, :9741 (all IPv4)\n"
         "  --version, --help\n"
         "\n"
         "TLS distribution (peers run erl -proto_dist inet_tls -ssl_dist_optfile F;\n"
@@ -359,6 +371,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->port = (int)v;
         } else if (!strcmp(a, "--listen")) {
             o->listen_addr = val;
+        } else if (!strcmp(a, "--metrics-listen")) {
+            o->metrics_listen = val;
+        } else if (!strcmp(a, "--log-file")) {
+            bad = !*val;
+            o->log_file = val;
+        } else if (!strcmp(a, "--cookie-file")) {
+            bad = !*val;
+            o->cookie_file = val;
         } else if (!strcmp(a, "--log-level")) {
             bad = log_parse_level(val, &o->level) != 0;
         } else {
@@ -373,13 +393,45 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
+struct sig_ctx {
+    const char *log_file;
+    struct svc *svc;
+};
+
+/* SIGHUP reopens the log file (after a rotation); SIGTERM / SIGINT stop. */
 static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
 {
     (void)events;
+    struct sig_ctx *sc = io->ud;
     struct signalfd_siginfo si;
-    if (read(io->fd, &si, sizeof si) == sizeof si)
-        log_info("signal %u: shutting down", si.ssi_signo);
+    if (read(io->fd, &si, sizeof si) != sizeof si)
+        return;
+    if (si.ssi_signo == SIGHUP) {
+        int rc = sc->log_file ? svc_log_file_open(sc->log_file) : 0;
+        if (rc)
+            log_error("SIGHUP: cannot reopen %s: %s; logging on to the old file",
+                      sc->log_file, strerror(-rc));
+        else
+            log_info("SIGHUP: %s", sc->log_file ? "log file reopened" : "nothing to reopen");
+        return;
+    }
+    log_info("signal %u: shutting down", si.ssi_signo);
+    svc_stopping(sc->svc);
     loop_stop(l);
+}
+
+/* --log-file, then the journal check (a log file is no journal stream). */
+static int setup_logging(const struct opts *o)
+{
+    if (o->log_file) {
+        int rc = svc_log_file_open(o->log_file);
+        if (rc) {
+            fprintf(stderr, "lockerd: --log-file %s: %s\n", o->log_file, strerror(-rc));
+            return rc;
+        }
+    }
+    log_set_journal(svc_stderr_is_journal());
+    return 0;
 }
 
 /* Masters and replicas lockerd must reach but would refuse: a likely typo. */
@@ -442,6 +494,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(o.level);
+    if (setup_logging(&o))
+        return 2;
     if (!o.name[0]) {
         char host[200];
         if (cookie_short_host(host, sizeof host)) {
@@ -449,6 +503,14 @@ int main(int argc, char **argv)
             return 2;
         }
         snprintf(o.name, sizeof o.name, "locker@%s", host);
+    }
+    if (!o.cookie[0] && o.cookie_file) {
+        int rc = cookie_read_file(o.cookie_file, o.cookie, sizeof o.cookie);
+        if (rc) {
+            fprintf(stderr, "lockerd: --cookie-file %s: %s\n", o.cookie_file,
+                    rc == -EINVAL ? "empty" : strerror(-rc));
+            return 2;
+        }
     }
     if (!o.cookie[0] && cookie_read(o.cookie, sizeof o.cookie)) {
         fprintf(stderr, "lockerd: no cookie: give -setcookie or make ~/.erlang.cookie readable\n");
@@ -467,6 +529,7 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
@@ -479,7 +542,10 @@ int main(int argc, char **argv)
     struct server *s = NULL;
     struct rex *rx = NULL;
     struct apply *ap = NULL;
-    if (!l || sfd < 0 || loop_io_add(l, &sig_io, sfd, LOOP_IN, on_signal, NULL)) {
+    struct ops *ops = NULL;
+    struct svc *svc = l ? svc_new(l) : NULL;
+    struct sig_ctx sig_ctx = {.log_file = o.log_file, .svc = svc};
+    if (!l || !svc || sfd < 0 || loop_io_add(l, &sig_io, sfd, LOOP_IN, on_signal, &sig_ctx)) {
         fprintf(stderr, "lockerd: cannot set up the event loop\n");
         goto out;
     }
@@ -525,6 +591,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "lockerd: %s\n", err[0] ? err : "start-up failed");
         goto out;
     }
+    struct ops_cfg oc = {.listen = o.metrics_listen, .version = LOCKERD_VERSION};
+    if (o.metrics_listen && !(ops = ops_new(l, n, s, ap, &oc, err, sizeof err))) {
+        fprintf(stderr, "lockerd: %s\n", err);
+        goto out;
+    }
     log_info("lockerd %s ready: node %s, port %u (%s), w=%d, %zu masters, %zu replicas",
              LOCKERD_VERSION, node_name(n), node_port(n), o.tls.enabled ? "TLS" : "plain TCP",
              o.w, o.nmasters, o.nreplicas);
@@ -533,6 +604,11 @@ int main(int argc, char **argv)
              "(0: none)", o.max_memory, o.max_leases, o.max_waiters, o.max_out, o.max_out_total,
              o.max_handshakes, o.max_hs_per_source, o.max_conns);
     warn_not_allowed(n, &o);
+    checks_cluster(node_name(n), o.masters, o.nmasters, o.replicas, o.nreplicas,
+                   checks_resolve_default, NULL);
+    char ready_msg[300];
+    snprintf(ready_msg, sizeof ready_msg, "serving %s on port %u", node_name(n), node_port(n));
+    svc_ready(svc, ready_msg);
     int rc = loop_run(l);
     status = rc ? 1 : 0;
     if (rc)
@@ -541,10 +617,12 @@ out:
     /* Users before what they use: rpc work in flight ends while the node
      * can still address its callers; the node goes last, closing peers and
      * the epmd registration. */
+    ops_free(ops);
     apply_free(ap);
     rex_free(rx);
     server_free(s);
     node_free(n);
+    svc_free(svc);
     loop_free(l);
     for (size_t i = 0; i < o.nmasters; i++)
         free(o.masters[i]);

@@ -229,6 +229,9 @@ static void deliver(struct coord *c, struct coord__task *t)
     };
     if (t->op == COORD_MULTI_CALL)
         fill_multi(t, &r);
+    int out = !t->rc ? COORD_OUT_OK : t->rc == -ENOLCK ? COORD_OUT_NO_QUORUM : COORD_OUT_ERROR;
+    c->stats.done[t->op][out]++;
+    hist_observe(&c->stats.latency[t->op], (t->now - t->started) * 1000);
     c->depth++;
     t->done(t->ud, &r);
     c->depth--;
@@ -270,8 +273,12 @@ struct coord *coord_new(const struct coord_io *io, void *io_ud)
     c->io = *io;
     c->io_ud = io_ud;
     c->next_id = 1;
+    for (int op = 0; op < COORD_OPS; op++)
+        hist_init(&c->stats.latency[op], hist_le_op_us, hist_le_op_n);
     return c;
 }
+
+const struct coord_stats *coord_stats(const struct coord *c) { return &c->stats; }
 
 void coord_free(struct coord *c)
 {
@@ -322,7 +329,7 @@ int coord_start(struct coord *c, const struct coord_args *a, const struct coord_
     uint64_t id = t->id = c->next_id++;
     t->done = done;
     t->ud = ud;
-    t->now = now;
+    t->now = t->started = now;
     t->starting = true;
     coord__tab_put(c, t);
     if (task_id)

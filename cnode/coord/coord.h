@@ -57,6 +57,7 @@
 
 #include "../../ei_glue/term.h"
 #include "../core/buf.h"
+#include "../core/hist.h"
 
 struct coord_io {
     /* Send the gen_server call `req` (term bytes, no 131) to {locker, node}
@@ -164,5 +165,17 @@ void coord_advance(struct coord *c, int64_t now);
 int64_t coord_next_deadline(const struct coord *c);
 /* Tasks started and not yet delivered or cancelled. */
 size_t coord_pending(const struct coord *c);
+
+/* What the coordinator has done (metrics): results delivered per op, by
+ * outcome (0 rc, -ENOLCK no_quorum, anything else), and their latency
+ * from coord_start to delivery in microseconds (at the caller's clock's
+ * millisecond resolution). Cancelled tasks are not counted. */
+enum coord_outcome { COORD_OUT_OK, COORD_OUT_NO_QUORUM, COORD_OUT_ERROR, COORD_OUTCOMES };
+#define COORD_OPS (COORD_MULTI_CALL + 1)
+struct coord_stats {
+    uint64_t done[COORD_OPS][COORD_OUTCOMES];
+    struct hist latency[COORD_OPS];
+};
+const struct coord_stats *coord_stats(const struct coord *c);
 
 #endif

@@ -53,6 +53,7 @@ struct coord__task {
     uint64_t max_counter, token;
     size_t token_off;              /* fenced commit: the token's 8 bytes in reqs */
     int64_t timeout_ms, deadline, now;
+    int64_t started;         /* now at coord_start (latency metrics) */
     size_t heap_idx;
     struct coord__task *rprev, *rnext;
     coord_done_fn done;
@@ -86,6 +87,7 @@ struct coord {
     struct coord__task **heap;     /* binary min-heap by (deadline, id) */
     size_t heap_n, heap_cap;
     struct coord__task *ready_head, *ready_tail;
+    struct coord_stats stats;
 };
 
 /* coord_task.c */

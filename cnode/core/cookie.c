@@ -40,6 +40,30 @@ static int cookie_create(const char *path)
     return 0;
 }
 
+/* Read the cookie from fd (closed here); path only names it in a warning. */
+static int cookie_read_fd(int fd, const char *path, char *out, size_t cap)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+        log_warn("%s is readable by others; erl refuses such a cookie file", path);
+    ssize_t n = read(fd, out, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return -EIO;
+    out[n] = 0;
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+        out[--n] = 0;
+    return n ? 0 : -EINVAL;
+}
+
+int cookie_read_file(const char *path, char *out, size_t cap)
+{
+    if (cap < 2)
+        return -EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : cookie_read_fd(fd, path, out, cap);
+}
+
 int cookie_read(char *out, size_t cap)
 {
     if (cap < 2)
@@ -56,17 +80,7 @@ int cookie_read(char *out, size_t cap)
     }
     if (fd < 0)
         return -errno;
-    struct stat st;
-    if (fstat(fd, &st) == 0 && (st.st_mode & 077))
-        log_warn("%s is readable by others; erl refuses such a cookie file", path);
-    ssize_t n = read(fd, out, cap - 1);
-    close(fd);
-    if (n <= 0)
-        return -EIO;
-    out[n] = 0;
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
-        out[--n] = 0;
-    return n ? 0 : -EINVAL;
+    return cookie_read_fd(fd, path, out, cap);
 }
 
 int cookie_short_host(char *out, size_t cap)

@@ -14,6 +14,10 @@
  * trailing whitespace dropped). 0, or -errno (-EINVAL: empty file). */
 int cookie_read(char *out, size_t cap);
 
+/* Read the cookie from an explicit file (never created): a service's
+ * cookie file. Same trimming; 0 or -errno (-EINVAL: empty). */
+int cookie_read_file(const char *path, char *out, size_t cap);
+
 /* The host name up to its first dot, as -sname uses it. 0 or -errno. */
 int cookie_short_host(char *out, size_t cap);
 

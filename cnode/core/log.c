@@ -8,9 +8,11 @@
 #include <time.h>
 
 static enum log_level log_threshold = LOG_INFO;
+static int log_journal; /* set once by main.c: journald stamps the lines */
 
 void log_set_level(enum log_level lvl) { log_threshold = lvl; }
 enum log_level log_get_level(void) { return log_threshold; }
+void log_set_journal(int on) { log_journal = on != 0; }
 
 int log_parse_level(const char *s, enum log_level *out)
 {
@@ -71,14 +73,18 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char msg[LOG_LINE_MAX], line[LOG_LINE_MAX + 64];
+    static const int prio[] = {7, 6, 4, 3}; /* syslog: debug, info, warning, err */
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (m < 0)
         return;
-    int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld [%s] ", tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, tags[lvl]);
+    /* Under journald (log_journal) a syslog priority, and journald's own
+     * timestamps instead of ours. */
+    int n = log_journal ? snprintf(line, sizeof line, "<%d>[%s] ", prio[lvl], tags[lvl])
+                        : snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld [%s] ", tm.tm_hour,
+                                   tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, tags[lvl]);
     /* Whatever a peer put in the message (names, atoms, terms) ends up as
      * one line of printable text, however it was formatted. */
     size_t len = (size_t)n + log_escape(line + n, sizeof line - (size_t)n - 1, msg,

@@ -15,6 +15,8 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_NONE };
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
 int log_parse_level(const char *s, enum log_level *out); /* 0 or -EINVAL */
+/* Under journald: "<prio>[level] msg" lines, no timestamp of our own. */
+void log_set_journal(int on);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Longest message of one line, before escaping. */

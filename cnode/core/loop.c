@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "hist.h"
 
 struct deferred {
     void (*fn)(void *);
@@ -50,6 +51,7 @@ struct loop {
     struct deferred *defer;
     size_t ndefer, capdefer;
     int more_work;
+    struct hist iter;    /* busy time per iteration, us (metrics) */
     struct {
         long us;         /* 0: never */
         int on;          /* adaptive state */
@@ -108,6 +110,7 @@ struct loop *loop_new(void)
     if (!l->defer)
         goto fail;
     l->now = clock_now_ms();
+    hist_init(&l->iter, hist_le_iter_us, hist_le_iter_n);
     return l;
 fail:
     if (l->epfd >= 0)
@@ -285,6 +288,7 @@ void loop_defer_free(struct loop *l, void (*fn)(void *), void *p)
 }
 
 int64_t loop_now(const struct loop *l) { return l->now; }
+const struct hist *loop_iter_hist(const struct loop *l) { return &l->iter; }
 void loop_stop(struct loop *l) { l->stop = 1; }
 
 static int loop_wait_ms(const struct loop *l, int max_wait_ms)
@@ -323,7 +327,9 @@ int loop_run_once(struct loop *l, int max_wait_ms)
     int n = epoll_wait(l->epfd, evs, MAX_EVENTS, slept ? 0 : loop_wait_ms(l, max_wait_ms));
     if (n < 0 && errno != EINTR)
         return -errno;
-    l->now = clock_now_ms();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    l->now = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000;
     for (int i = 0; i < n; i++) {
         struct loop_io *io = evs[i].data.ptr;
         /* A watcher removed earlier in this batch is inactive but still
@@ -337,6 +343,9 @@ int loop_run_once(struct loop *l, int max_wait_ms)
         l->more_work |= l->hooks[i].fn(l, l->hooks[i].ud);
     loop_run_deferred(l);
     co_update(l, slept);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    hist_observe(&l->iter, (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+                               (t1.tv_nsec - t0.tv_nsec) / 1000);
     return 0;
 }
 

@@ -69,6 +69,9 @@ int loop_hook_add(struct loop *l, loop_hook_fn fn, void *ud);
 void loop_defer_free(struct loop *l, void (*fn)(void *), void *p);
 
 int64_t loop_now(const struct loop *l);
+/* Time each iteration spent working (after its wait), in microseconds. */
+struct hist;
+const struct hist *loop_iter_hist(const struct loop *l);
 
 /* Adaptive coalescing of busy periods (see loop.c): after an iteration
  * that did work, sleep `us` microseconds before polling again, while that

@@ -195,6 +195,8 @@ void conn_close(struct conn *c, const char *why)
         c->next->prev = c->prev;
     s->count--;
     conn_account(c);
+    if (was == CONN_HANDSHAKE && !c->loopback)
+        s->stats.hs_failed[conn_hs_fail_class(why)]++;
     conn_log_close(c, was, why);
     if (s->ops.on_down)
         s->ops.on_down(s->ud, c, why);
@@ -256,6 +258,7 @@ static int conn_flush(struct conn *c)
             return -errno;
         }
         buf_consume(&c->out, (size_t)n);
+        c->set->stats.bytes_out += (uint64_t)n;
         c->last_tx = loop_now(c->set->loop);
     }
     conn_account(c);
@@ -639,6 +642,7 @@ static void conn_read(struct conn *c)
         return;
     }
     c->in.len += (size_t)n;
+    c->set->stats.bytes_in += (uint64_t)n;
     c->last_rx = loop_now(c->set->loop);
     switch (c->state) {
     case CONN_EPMD_REPLY: conn_epmd_input(c, 0); break;
@@ -759,6 +763,8 @@ struct conn *conn_find(struct conn_set *s, const char *node)
 
 struct conn *conn_first(struct conn_set *s) { return s->head; }
 size_t conn_out_total(const struct conn_set *s) { return s->out_total; }
+const struct conn_stats *conn_set_stats(const struct conn_set *s) { return &s->stats; }
+
 size_t conn_count(const struct conn_set *s) { return s->count; }
 void conn_set_creation(struct conn_set *s, uint32_t creation)
 {

@@ -201,6 +201,25 @@ void conn_warn(struct conn *c, const char *fmt, ...) __attribute__((format(print
 
 /* Bytes of output queued on all connections, as last counted. */
 size_t conn_out_total(const struct conn_set *s);
+/*
+ * Counters for the metrics endpoint (conn_stats.c). Bytes are what the
+ * sockets carried (TLS: the plaintext), the loopback excluded. A handshake
+ * failure is a connection closed while in CONN_HANDSHAKE, classified by
+ * its close reason; refusals are accepts closed at once at a limit.
+ */
+enum conn_hs_fail {
+    CONN_HSF_COOKIE, CONN_HSF_NOT_ALLOWED, CONN_HSF_TIMEOUT, CONN_HSF_TLS,
+    CONN_HSF_CLOSED, CONN_HSF_IO, CONN_HSF_PROTOCOL, CONN_HSF_N
+};
+struct conn_stats {
+    uint64_t bytes_in, bytes_out;
+    uint64_t hs_failed[CONN_HSF_N];
+    uint64_t refused[CONN_REFUSE_SOURCE + 1]; /* by enum conn_admit */
+};
+const struct conn_stats *conn_set_stats(const struct conn_set *s);
+/* The class of a handshake's close reason, and its metric label. */
+enum conn_hs_fail conn_hs_fail_class(const char *why);
+const char *conn_hs_fail_name(enum conn_hs_fail f);
 
 /* Periodic: ticks, dead peers, handshake deadlines. */
 void conn_set_periodic(struct conn_set *s, int64_t now);

@@ -27,6 +27,7 @@ struct conn_set {
     struct conn_ratelim hsfail_rl;  /* named incoming handshakes failing */
     struct conn_water water;
     size_t out_total;               /* sum of every connection's out_acct */
+    struct conn_stats stats;        /* metrics (conn_stats.c) */
 };
 
 uint32_t conn__random(struct conn_set *s);

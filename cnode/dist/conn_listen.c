@@ -23,6 +23,7 @@
 static void conn_refuse(struct conn_set *s, int fd, enum conn_admit why, const char *src)
 {
     close(fd);
+    s->stats.refused[why]++;
     uint32_t dropped;
     if (!conn_ratelim_pass(&s->refuse_rl, loop_now(s->loop), 0, &dropped))
         return;

@@ -45,6 +45,12 @@ struct repl {
     struct buf msg;
 };
 
+void repl_foreach_backlog(const struct repl *r, repl_backlog_fn fn, void *ud)
+{
+    for (size_t i = 0; i < r->nreps; i++)
+        fn(ud, r->reps[i].name, r->reps[i].bytes);
+}
+
 static void replica_clear(struct replica *r)
 {
     while (r->head) {

@@ -41,6 +41,10 @@ int repl_log(struct repl *r, struct term entry);
 /* Push now (the periodic job, or push_trans_log). */
 void repl_push(struct repl *r);
 size_t repl_log_len(const struct repl *r);
+/* Each replica's backlog (bytes not yet written to its connection), for
+ * the metrics endpoint. */
+typedef void (*repl_backlog_fn)(void *ud, const char *replica, size_t bytes);
+void repl_foreach_backlog(const struct repl *r, repl_backlog_fn fn, void *ud);
 /* Forget the entries logged since the last push (the server restarted). */
 void repl_drop_log(struct repl *r);
 

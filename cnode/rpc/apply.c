@@ -897,6 +897,8 @@ struct apply *apply_new(struct node *n, struct server *s)
     return a;
 }
 
+const struct coord *apply_coord(const struct apply *a) { return cproc_coord(a->cproc); }
+
 void apply_free(struct apply *a)
 {
     if (!a)

@@ -28,6 +28,9 @@ struct apply;
 
 struct apply *apply_new(struct node *n, struct server *s);
 void apply_free(struct apply *a);
+/* The coordinator locker:lock/... by rpc runs on (its metrics). */
+struct coord;
+const struct coord *apply_coord(const struct apply *a);
 /* args: a proper list term (any encoding). */
 void apply_start(struct apply *a, const char *mod, const char *fun, struct term args,
                  apply_done_fn done, void *ud);

@@ -80,6 +80,7 @@ struct server {
     struct buf job_refs;
     struct term job_ref[SERVER_JOBS];
     int push_cancelled;      /* no push at all until push_trans_log */
+    struct server_stats stats; /* metrics (stats.c) */
     int dead;                /* killed (erlang:exit/2) until start_link */
     struct holders *holders; /* --release-on-exit: monitored lease holders */
     struct term fence_pid;   /* lockerd_fence: fenced votes and commits */
@@ -215,6 +216,7 @@ static int lease_limit(struct server *s)
 /* {error, {limit, Which}} */
 static int reply_limit(struct server *s, int which, const char *what)
 {
+    s->stats.refused[which]++;
     limit_log(s, which, what);
     int rc = enc_tuple(&s->reply, 2);
     if (!rc)
@@ -821,12 +823,27 @@ static int dispatch(struct server *s, struct caller *c, struct term req)
     struct req r;
     buf_reset(&s->reply);
     int rc = req_parse(s, req, &r);
+    size_t kind = SERVER_REQ_UNKNOWN;
     if (rc)
-        return rc == -ENOMEM ? rc : -ENOENT;
-    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-        if (handlers[i].nargs == r.nargs && strcmp(handlers[i].op, r.op) == 0)
-            return handlers[i].fn(s, c, &r);
-    return -ENOENT;
+        rc = rc == -ENOMEM ? rc : -ENOENT;
+    for (size_t i = 0; !rc && i < sizeof handlers / sizeof handlers[0]; i++)
+        if (handlers[i].nargs == r.nargs && strcmp(handlers[i].op, r.op) == 0) {
+            rc = handlers[i].fn(s, c, &r);
+            kind = i;
+            break;
+        }
+    if (kind == SERVER_REQ_UNKNOWN && !rc)
+        rc = -ENOENT;
+    server__count(&s->stats, kind, rc, &s->reply);
+    return rc;
+}
+
+const char *server_request_name(size_t i)
+{
+    _Static_assert(sizeof handlers / sizeof handlers[0] < SERVER_REQ_KINDS, "request kinds");
+    return i < sizeof handlers / sizeof handlers[0] ? handlers[i].op
+           : i == SERVER_REQ_UNKNOWN                ? "unknown"
+                                                    : NULL;
 }
 
 int server_eval(struct server *s, struct term req, struct buf *out)
@@ -1084,6 +1101,7 @@ int server_wait(struct server *s, struct term key_raw, int kind,
     if (term_canon_span(key_raw.p, key_raw.len, &pos, &s->key, &key) || pos != key_raw.len)
         return -EINVAL;
     if (waiter_limit(s)) {
+        s->stats.refused[LIM_WAITERS]++;
         limit_log(s, LIM_WAITERS, "rpc wait refused");
         return -EBUSY;
     }
@@ -1266,6 +1284,9 @@ int server_cancel_job(struct server *s, struct term ref)
 }
 
 int server_alive(const struct server *s) { return !s->dead; }
+const struct server_stats *server_stats(const struct server *s) { return &s->stats; }
+int64_t server_quiet_until(const struct server *s) { return quiet_until(s->quiet); }
+const struct repl *server_repl(const struct server *s) { return s->repl; }
 struct term server_pid(const struct server *s) { return s->pid; }
 
 struct latest {

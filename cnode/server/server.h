@@ -104,4 +104,36 @@ uint64_t server_fence(const struct server *s);
 uint64_t server_holder_releases(const struct server *s);
 struct term server_pid(const struct server *s);
 
+/*
+ * Counters for the metrics endpoint (stats.c). Every call the server
+ * evaluates (from peers and from rpc) is counted by request (the handler
+ * table's index, SERVER_REQ_UNKNOWN for anything else) and by the result
+ * its reply carries; refusals by limit (leases, memory, waiters) also
+ * count the ones rpc callers get.
+ */
+enum server_result {
+    SERVER_RES_OK, SERVER_RES_ALREADY_LOCKED, SERVER_RES_NOT_EXPECTED, SERVER_RES_RECOVERING,
+    SERVER_RES_LIMIT, SERVER_RES_NOT_FOUND, SERVER_RES_NOT_OWNER, SERVER_RES_UNKNOWN,
+    SERVER_RES_WAITING, SERVER_RES_ERROR, SERVER_RESULTS
+};
+#define SERVER_REQ_KINDS 16
+#define SERVER_REQ_UNKNOWN (SERVER_REQ_KINDS - 1)
+#define SERVER_LIMITS 3
+struct server_stats {
+    uint64_t calls[SERVER_REQ_KINDS][SERVER_RESULTS];
+    uint64_t refused[SERVER_LIMITS];
+};
+const struct server_stats *server_stats(const struct server *s);
+/* Names for labels: request kind i (NULL past the table), result, limit. */
+const char *server_request_name(size_t i);
+const char *server_result_name(enum server_result r);
+const char *server_limit_name(size_t i);
+/* The result class of a handler's return code and reply term. */
+enum server_result server_result_of(int rc, const uint8_t *reply, size_t len);
+void server__count(struct server_stats *st, size_t req, int rc, const struct buf *reply);
+/* Monotonic ms until which votes on unknown keys are refused (0: none). */
+int64_t server_quiet_until(const struct server *s);
+struct repl;
+const struct repl *server_repl(const struct server *s);
+
 #endif
