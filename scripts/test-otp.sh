@@ -184,6 +184,10 @@ run_release() {
 }
 
 main() {
+    # One epmd for the host and every chroot (they share the loopback), and
+    # not one started from inside a chroot.
+    . scripts/lib.sh
+    ensure_epmd loopback
     releases=("$@")
     [ ${#releases[@]} -gt 0 ] || releases=(27 29)
     failed=()
@@ -202,5 +206,4 @@ main() {
 }
 
 # Parsed whole before it runs: editing the file cannot change a running test.
-main "$@"
-exit
+main "$@"; exit
