@@ -51,12 +51,14 @@ host_mirror() {
 MOUNTED=()
 mount_chroot() {
     local dir=$1
+    mkdir -p "$dir/proc"
     mountpoint -q "$dir/proc" || { mount -t proc proc "$dir/proc"; MOUNTED+=("$dir/proc"); }
     local d
     for d in /dev/pts /dev/shm; do
         mkdir -p "$dir$d"
         mountpoint -q "$dir$d" || { mount --bind "$d" "$dir$d"; MOUNTED+=("$dir$d"); }
     done
+    mkdir -p "$dir/etc"
     cp /etc/hosts "$dir/etc/hosts"
     cp /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
 }
@@ -75,6 +77,7 @@ umount_all() {
     MOUNTED=()
 }
 trap umount_all EXIT
+trap 'exit 130' INT TERM
 
 # Undo whatever a killed run left mounted under DIR (deepest first).
 umount_stale() {
@@ -82,6 +85,19 @@ umount_stale() {
     for m in $(awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
+}
+
+# Delete a chroot, but never while anything is still mounted inside it
+# (a bind mount of the checkout is on the same file system, so
+# --one-file-system alone would not stop rm from walking into it).
+remove_tree() {
+    local dir=$1
+    umount_stale "$dir"
+    if awk -v d="$dir/" 'index($2, d) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+        echo "test-otp: still mounted under $dir; not deleting it" >&2
+        return 1
+    fi
+    rm -rf --one-file-system "$dir"
 }
 
 chroot_ok() {
@@ -107,16 +123,14 @@ ensure_chroot() {
         fi
         umount_all
         echo "test-otp: $dir is broken or outdated: rebuilding it" >&2
-        umount_stale "$dir"
-        rm -rf --one-file-system "$dir"
+        remove_tree "$dir" || return 1
     fi
     command -v debootstrap >/dev/null || {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null ||
             { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
     }
     local tmp="$dir.new" mirror=${OTP_MIRROR:-$(host_mirror)} t0=$SECONDS
-    umount_stale "$tmp"
-    rm -rf --one-file-system "$tmp"
+    remove_tree "$tmp" || return 1
     mkdir -p "$cache"
     echo "test-otp: debootstrap $suite from $mirror into $tmp" >&2
     debootstrap --variant=minbase "$suite" "$tmp" "$mirror" > "$cache/$suite.debootstrap.log" 2>&1 || {
@@ -195,14 +209,17 @@ main() {
         suite=$(suite_of "$rel")
         ensure_chroot "$suite" || { umount_all; failed+=("$rel(chroot)"); continue; }
         dir=$CHROOT_DIR
-        [ "${OTP_PREPARE_ONLY:-0}" = 1 ] && continue
+        if [ "${OTP_PREPARE_ONLY:-0}" = 1 ]; then
+            echo "test-otp: OTP $rel chroot ready: $dir"
+            continue
+        fi
         run_release "$rel" "$dir" || failed+=("$rel")
     done
     if [ ${#failed[@]} -gt 0 ]; then
         echo "test-otp: FAILED on OTP ${failed[*]}"
         exit 1
     fi
-    echo "test-otp: OTP ${releases[*]} passed"
+    [ "${OTP_PREPARE_ONLY:-0}" = 1 ] || echo "test-otp: OTP ${releases[*]} passed"
 }
 
 # Parsed whole before it runs: editing the file cannot change a running test.
