@@ -143,7 +143,7 @@ ensure_chroot() {
     # Valid-Until (sid's is short); debootstrap checked its signature.
     echo 'Acquire::Check-Valid-Until "false";' > "$tmp/etc/apt/apt.conf.d/99lockerd"
     echo "test-otp: installing ${CHROOT_PKGS[*]} in $suite" >&2
-    chroot "$tmp" env DEBIAN_FRONTEND=noninteractive sh -c \
+    chroot "$tmp" 9>&- env DEBIAN_FRONTEND=noninteractive sh -c \
         "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${CHROOT_PKGS[*]} && apt-get clean" \
         > "$cache/$suite.install.log" 2>&1 || {
         echo "test-otp: installing packages in $suite failed; log: $cache/$suite.install.log" >&2
@@ -179,7 +179,7 @@ run_release() {
         return 1
     fi
     local rc=0
-    chroot "$dir" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    chroot "$dir" 9>&- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
         TERM=dumb OTP_REL="$rel" STEPS="$steps" REPO="$repo" \
         bash -c '
             set -euo pipefail
@@ -202,6 +202,14 @@ main() {
     # not one started from inside a chroot.
     . scripts/lib.sh
     ensure_epmd loopback
+    # One run at a time per cache: a second run would undo this one's
+    # mounts (stale-mount cleanup) or rebuild a chroot under it.
+    mkdir -p "$cache"
+    exec 9>"$cache/.lock"
+    if ! flock -n 9; then
+        echo "test-otp: waiting for another run using $cache" >&2
+        flock 9
+    fi
     releases=("$@")
     [ ${#releases[@]} -gt 0 ] || releases=(27 29)
     failed=()
