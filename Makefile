@@ -135,6 +135,14 @@ include packaging/packaging.mk
 
 # The node-local lock's threaded tests under ThreadSanitizer (a report
 # makes the binary exit non-zero).
+# Every test of `make test` again with the BEAM, erl_interface and Elixir of
+# OTP 27 and 29, each in a Debian chroot cached under /var/cache/lockerd/otp
+# (scripts/test-otp.sh; README "Supported releases"). Needs root.
+# OTP_RELEASES="27" picks releases.
+.PHONY: test-otp
+test-otp:
+	scripts/test-otp.sh $(OTP_RELEASES)
+
 .PHONY: test-tsan
 test-tsan:
 	@mkdir -p build/tsan

@@ -14,6 +14,7 @@ PKGS=(
   clang libclang-rt-14-dev       # libFuzzer (make fuzz, make fuzz-smoke)
   procps iproute2                # pgrep/kill, ip (test helpers)
   gnuplot-nox                    # make bench: latency plots
+  debootstrap                    # make test-otp: the OTP 27 and 29 chroots
 )
 
 missing=()

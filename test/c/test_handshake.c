@@ -523,6 +523,42 @@ static void test_mandatory_25_shorthand(void **state)
     hs_free(&h);
 }
 
+/* The flags real nodes announce (captured from each release's acceptor
+ * challenge): OTP 25.2 and 27.3 send 0xD07DF7FBD; OTP 29.1 adds
+ * DFLAG_ALTACT_SIG (0x20 << 32) and DFLAG_NATIVE_RECORDS (0x40 << 32),
+ * which lockerd does not announce, so they are never negotiated. And what
+ * OTP 26+ requires of lockerd: V4_NC and UNLINK_ID, besides the OTP 25 set
+ * (which OTP 27+ takes as DFLAG_MANDATORY_25_DIGEST). */
+static void test_release_flags(void **state)
+{
+    (void)state;
+    const uint64_t otp26_required = DF_V4_NC | DF_UNLINK_ID;
+    assert_true((DF_LOCKERD & otp26_required) == otp26_required);
+    assert_true(DF_LOCKERD & DF_MANDATORY_25_DIGEST);
+    assert_true((DF_LOCKERD & DF_MANDATORY) == DF_MANDATORY);
+    const uint64_t released[] = {0xD07DF7FBDULL /* OTP 25, 27 */, 0x6D07DF7FBDULL /* OTP 29 */};
+    for (size_t k = 0; k < sizeof released / sizeof released[0]; k++) {
+        struct hs_cfg c = acceptor_cfg();
+        struct hs h;
+        struct msg in;
+        size_t used;
+        assert_int_equal(hs_init_acceptor(&h, &c, 1), 0);
+        mk_name(&in, 0, released[k], I_NAME);
+        assert_int_equal(feed(&h, &in, &used), 0);
+        assert_int_equal(h.state, HS_A_WAIT_REPLY);
+        assert_true(h.flags == (DF_LOCKERD & released[k]));
+        assert_true(h.flags == DF_LOCKERD); /* every flag lockerd announces */
+        assert_false(h.flags & (0x60ULL << 32));
+        hs_free(&h);
+
+        struct hs_cfg ci = initiator_cfg();
+        ci.my_flags = DF_LOCKERD;
+        initiator_at_challenge_flags(&h, &ci, released[k], 0);
+        assert_true(h.flags == DF_LOCKERD);
+        hs_free(&h);
+    }
+}
+
 static void test_initiator_missing_flag(void **state)
 {
     (void)state;
@@ -985,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_wrong_ack_digest),
         cmocka_unit_test(test_acceptor_missing_flag),
         cmocka_unit_test(test_mandatory_25_shorthand),
+        cmocka_unit_test(test_release_flags),
         cmocka_unit_test(test_initiator_missing_flag),
         cmocka_unit_test(test_old_name_refused),
         cmocka_unit_test(test_challenge_wrong_name),

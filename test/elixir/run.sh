@@ -18,7 +18,8 @@ if [ "${LOCKERD_SKIP:-0}" != 1 ] && [ ! -x "$LOCKERD_BIN" ]; then
     exit 2
 fi
 
-build="$repo/_build/exunit"
+# REBAR_BASE_DIR: one build tree per OTP release (scripts/test-otp.sh).
+build="${REBAR_BASE_DIR:-$repo/_build}/exunit"
 ebin="$build/ebin"
 export LOCKERD_LOG_DIR="$build/logs"
 rm -rf "$ebin"

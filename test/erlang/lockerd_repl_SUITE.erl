@@ -138,7 +138,7 @@ eager_push_toggled_at_run_time(Config) ->
         ?assertEqual({ok, v2}, wait_replica(Config, K2, {ok, v2})),
         ?assertEqual({ok, v1}, replica_read(Config, K1)),
         ?assertMatch({badrpc, {'EXIT', {function_clause, _}}},
-                     rpc:call(M, lockerd, set_eager_push, [maybe]))
+                     rpc:call(M, lockerd, set_eager_push, ['maybe']))
     after
         rpc:call(M, lockerd, set_eager_push, [true])
     end.

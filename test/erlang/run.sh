@@ -46,7 +46,8 @@ suite_list=$(IFS=,; echo "${suites[*]}")
 
 . "$repo/scripts/lib.sh"
 ensure_epmd loopback
-track_pids "$repo/_build/lockerd_ct.pids"
+# REBAR_BASE_DIR: one build tree per OTP release (scripts/test-otp.sh).
+track_pids "${REBAR_BASE_DIR:-$repo/_build}/lockerd_ct.pids"
 out=$(mktemp)
 cleanup() {
     # lockerd processes this run started and a crashed test VM left behind
