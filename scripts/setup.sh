@@ -14,6 +14,9 @@ PKGS=(
   clang libclang-rt-14-dev       # libFuzzer (make fuzz, make fuzz-smoke)
   procps iproute2                # pgrep/kill, ip (test helpers)
   gnuplot-nox                    # make bench: latency plots
+  prometheus curl python3        # make test-ops: scrape test, notify listener
+  debootstrap dpkg-dev lintian   # make test-ops: make deb, the package install test
+  binutils fakeroot
 )
 
 missing=()
