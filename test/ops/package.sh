@@ -112,7 +112,10 @@ in_chroot man -w lockerd >/dev/null 2>&1 || [ -f "$root/usr/share/man/man8/locke
 host=$(hostname -s)
 node=pkg$$
 mkdir -p "$root/var/lib/lockerd"
-in_chroot /usr/sbin/lockerd -sname $node --cookie-file /etc/lockerd/cookie \
+# chroot itself, not the in_chroot function: $! must be lockerd's pid
+# (chroot and env exec it), not a subshell's.
+chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    /usr/sbin/lockerd -sname $node --cookie-file /etc/lockerd/cookie \
     --masters $node@$host --state-file /var/lib/lockerd/lockerd.state \
     --metrics-listen 127.0.0.1:0 > "$tmp/lockerd.log" 2>&1 & lpid=$!
 for _ in $(seq 50); do grep -q ' ready: ' "$tmp/lockerd.log" && break; sleep 0.1; done
