@@ -7,8 +7,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-make -s -j"$(nproc)" bin/lockerd
+make -s -j"$(nproc)" all   # lockerd, lockerctl, the client library and its tools
 host=$(hostname -s)
 . scripts/lib.sh
 ensure_epmd
-exec bin/lockerd -sname locker --masters "locker@$host" "$@"
+# The node is its own master under whatever name it is given (-sname X
+# makes X@host the master), unless --masters says otherwise; lockerd warns
+# when a master is missing from its own list.
+name=locker masters=
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[$i]}" in
+        -sname) name=${args[$((i + 1))]:-locker} ;;
+        --masters) masters=set ;;
+    esac
+done
+if [ -n "$masters" ]; then
+    exec bin/lockerd -sname "$name" "$@"
+fi
+exec bin/lockerd -sname "$name" --masters "$name@$host" "$@"

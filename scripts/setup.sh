@@ -14,7 +14,9 @@ PKGS=(
   clang libclang-rt-14-dev       # libFuzzer (make fuzz, make fuzz-smoke)
   procps iproute2                # pgrep/kill, ip (test helpers)
   gnuplot-nox                    # make bench: latency plots
-  debootstrap                    # make test-otp: the OTP 27 and 29 chroots
+  prometheus curl python3        # make test-ops: scrape test, notify listener
+  debootstrap dpkg-dev lintian   # make test-ops (make deb, package install test), make test-otp
+  binutils fakeroot
 )
 
 missing=()

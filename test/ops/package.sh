@@ -30,7 +30,11 @@ cleanup() {
     rm -rf --one-file-system "$tmp"
 }
 trap cleanup EXIT
-fail() { echo "package: FAIL: $*" >&2; [ -f "$tmp/lockerd.log" ] && tail -n 20 "$tmp/lockerd.log" >&2; exit 1; }
+fail() {
+    echo "package: FAIL: $*" >&2
+    local f; for f in dpkg.log apt.log lockerd.log; do [ -f "$tmp/$f" ] && { echo "--- $f"; tail -n 15 "$tmp/$f"; } >&2; done
+    exit 1
+}
 
 mirror() {
     local m
@@ -93,7 +97,7 @@ awk '/^```c$/ {on = 1; next} /^```$/ {on = 0} on' README.md > "$root/tmp/app.c"
 in_chroot() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 # dpkg -i alone fails on the missing dependencies; apt-get -f install
 # fetches them and finishes the configuration.
-in_chroot dpkg -i /tmp/debs/*.deb > "$tmp/dpkg.log" 2>&1 || true
+in_chroot sh -c 'dpkg -i /tmp/debs/*.deb' > "$tmp/dpkg.log" 2>&1 || true
 in_chroot env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false update -qq \
     > "$tmp/apt.log" 2>&1 || fail "apt-get update: $(tail -n 3 "$tmp/apt.log")"
 in_chroot env DEBIAN_FRONTEND=noninteractive apt-get -f install -y -qq --no-install-recommends \
@@ -108,7 +112,10 @@ in_chroot man -w lockerd >/dev/null 2>&1 || [ -f "$root/usr/share/man/man8/locke
 host=$(hostname -s)
 node=pkg$$
 mkdir -p "$root/var/lib/lockerd"
-in_chroot /usr/sbin/lockerd -sname $node --cookie-file /etc/lockerd/cookie \
+# chroot itself, not the in_chroot function: $! must be lockerd's pid
+# (chroot and env exec it), not a subshell's.
+chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    /usr/sbin/lockerd -sname $node --cookie-file /etc/lockerd/cookie \
     --masters $node@$host --state-file /var/lib/lockerd/lockerd.state \
     --metrics-listen 127.0.0.1:0 > "$tmp/lockerd.log" 2>&1 & lpid=$!
 for _ in $(seq 50); do grep -q ' ready: ' "$tmp/lockerd.log" && break; sleep 0.1; done
@@ -123,7 +130,7 @@ echo "package: lockerctl status in the chroot: $(grep reachable: "$tmp/status")"
 in_chroot sh -c 'cd /tmp && cc app.c $(pkg-config --cflags --libs liblocker) -o app &&
     cc app.c $(pkg-config --static --cflags --libs liblocker) -static-libgcc -o app-static' \
     > "$tmp/cc.log" 2>&1 || { cat "$tmp/cc.log" >&2; fail "building the README example"; }
-in_chroot ldd /tmp/app | grep -q 'liblocker.so.0 => /usr/lib/' || fail "app does not use liblocker.so.0"
+in_chroot env LD_TRACE_LOADED_OBJECTS=1 /tmp/app | grep -q 'liblocker.so.0 => /' || fail "app does not use liblocker.so.0"
 for app in app app-static; do
     in_chroot env LOCKERD_MASTERS=$node@$host /tmp/$app \
         > "$tmp/$app.out" 2>&1 || { cat "$tmp/$app.out" >&2; fail "$app failed"; }
