@@ -69,6 +69,16 @@ static void slot_fail(struct coord__task *t, size_t i)
     t->nopen--;
 }
 
+/* {error, Why} */
+static bool is_error(struct term reply, const char *why)
+{
+    size_t pos = 0;
+    uint32_t ar;
+    return term_get_tuple(reply.p, reply.len, &pos, &ar) == 0 && ar == 2 &&
+           term_is_atom(reply.p, reply.len, pos, "error") &&
+           term_skip(reply.p, reply.len, &pos) == 0 && term_is_atom(reply.p, reply.len, pos, why);
+}
+
 /* A fenced vote's ok: {ok, Counter} with 0 <= Counter < 2^63. */
 static int fenced_vote(struct term reply, uint64_t *counter)
 {
@@ -97,8 +107,12 @@ static void slot_answer(struct coord__task *t, size_t i, struct term reply)
         }
         s->state = COORD__OTHER;
     } else if (t->fenced && t->phase == COORD__VOTE) {
-        uint64_t counter;
+        uint64_t counter = 0;
         s->state = fenced_vote(reply, &counter) ? COORD__OTHER : COORD__OK;
+        /* A lockerd without a state file has no epochs: no tokens there,
+         * like a BEAM master (it took no write lock). */
+        if (s->state == COORD__OTHER && is_error(reply, "fencing_needs_state_file"))
+            t->unsupported++;
         if (s->state == COORD__OK && counter > t->max_counter)
             t->max_counter = counter;
     } else {

@@ -422,6 +422,30 @@ static void test_fenced_beam_master(void **state)
     env_fini(&e);
 }
 
+/* A lockerd without a state file: tokens unavailable, like a BEAM master. */
+static void test_fenced_no_state_file(void **state)
+{
+    (void)state;
+    struct env e;
+    fenced_env(&e);
+    struct got g = {0};
+    struct coord_args a = lock_args();
+    a.fenced = 1;
+    struct buf b1, nsf;
+    buf_init(&nsf);
+    assert_int_equal(enc_atom_pair(&nsf, "error", "fencing_needs_state_file"), 0);
+    struct term nosf = {buf_head(&nsf), (uint32_t)buf_size(&nsf)};
+    assert_int_equal(coord_start(e.c, &a, &META3, 0, on_done, &g, NULL), 0);
+    reply(&e, 0, counter_vote(&b1, 1), 1);
+    reply(&e, 1, nosf, 1);
+    reply(&e, 2, nosf, 1);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.r.rc, -EPROTONOSUPPORT);
+    buf_free(&b1);
+    buf_free(&nsf);
+    env_fini(&e);
+}
+
 /* Fewer than W commits: the token does not count. */
 static void test_fenced_commit_short(void **state)
 {
@@ -1451,6 +1475,7 @@ int main(void)
         cmocka_unit_test(test_fenced_lock),
         cmocka_unit_test(test_fenced_beam_master),
         cmocka_unit_test(test_fenced_commit_short),
+        cmocka_unit_test(test_fenced_no_state_file),
         cmocka_unit_test(test_fenced_transport),
     };
     return cmocka_run_group_tests(tests, setup_terms, teardown_terms);
