@@ -58,10 +58,15 @@ static int parse_request_line(const char *l, size_t n, struct http_req *r)
     const char *sp = memchr(t, ' ', (size_t)(end - t));
     if (!sp || sp == t || *t != '/')
         return -EINVAL;
-    for (const char *q = t; q < sp; q++)
+    /* The path ends at the query, found in the same pass that checks the
+     * target's bytes. */
+    const char *qm = NULL;
+    for (const char *q = t; q < sp; q++) {
         if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)
             return -EINVAL;
-    const char *qm = memchr(t, '?', (size_t)(sp - t));
+        if (*q == '?' && !qm)
+            qm = q;
+    }
     size_t plen = (size_t)((qm ? qm : sp) - t);
     if (plen >= sizeof r->path)
         return -E2BIG;
