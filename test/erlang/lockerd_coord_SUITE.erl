@@ -186,7 +186,11 @@ lock_update_extend_release(Config) ->
     ?assertEqual(all_masters(Config, {ok, v2}), on_masters(Config, K)),
     %% once the replicas hold the key, masters + 2 replicas answer the release
     wait_replicas(Config, K, {ok, v2}),
-    ?assertEqual({ok, ?W, 3, 5}, lkr:release(K, v2)),
+    %% 5, or 4 when a master's interval push (every 100 ms, BEAM or
+    %% lockerd) delivers {release, K} to a replica ahead of the direct
+    %% release: that replica then answers not_found, as with the library
+    {ok, ?W, 3, Oks} = lkr:release(K, v2),
+    ?assert(Oks =:= 5 orelse Oks =:= 4),
     ?assertEqual(all_masters(Config, not_found), on_masters(Config, K)),
     %% the replica dropped the key on the release itself; entries pushed
     %% before it (the extend_lease) may bring it back until the release's
