@@ -2,15 +2,16 @@ defmodule LockerdExample.MixProject do
   use Mix.Project
 
   # No dependencies: `mix compile` works offline, without Hex. The `:locker`
-  # module the registry calls is loaded from the code path at run time
-  # (run.sh puts the project's Erlang locker modules there).
+  # module the registry calls is compiled with the app from
+  # _build/locker_src, where run.sh copies the project's Erlang locker
+  # modules.
   def project do
     [
       app: :lockerd_example,
       version: "0.1.0",
       elixir: "~> 1.10",
       deps: [],
-      xref: [exclude: [:locker]]
+      erlc_paths: ["_build/locker_src"]
     ]
   end
 

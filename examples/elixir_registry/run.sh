@@ -16,17 +16,19 @@ lockerd=${LOCKERD_BIN:-$repo/bin/lockerd}
 cookie=lockerd_example
 host=$(hostname -s)
 logs=$here/_build/lockerd
-locker_ebin=$here/_build/locker_ebin
+locker_src=$here/_build/locker_src
 
 [ -x "$lockerd" ] || { echo "run.sh: no lockerd at $lockerd (run make)" >&2; exit 2; }
 
 # The `locker` API on the app node: the project's Erlang implementation of
 # the library (test/erlang: the locker module and the lkr, lkr_server
-# modules behind it). An application using the wooga/locker library
-# itself would have that on its code path instead.
-mkdir -p "$locker_ebin" "$logs"
-erlc -o "$locker_ebin" "$repo"/test/erlang/locker.erl "$repo"/test/erlang/lkr.erl \
-    "$repo"/test/erlang/lkr_server.erl
+# modules behind it), copied where mix.exs looks for Erlang sources so
+# that Mix compiles it into the app. (A code path given with -pa is not
+# enough: Mix 1.15 and later prune it.) An application using the
+# wooga/locker library itself has it as a dependency instead.
+mkdir -p "$locker_src" "$logs"
+cp "$repo"/test/erlang/locker.erl "$repo"/test/erlang/lkr.erl \
+    "$repo"/test/erlang/lkr_server.erl "$locker_src/"
 
 cd "$here"
 mix compile
@@ -63,5 +65,5 @@ for m in "${masters[@]}"; do
 done
 
 elixir --sname "app_$$" --cookie "$cookie" \
-    --erl "-kernel inet_dist_use_interface {127,0,0,1}" -pa "$locker_ebin" \
+    --erl "-kernel inet_dist_use_interface {127,0,0,1}" \
     -S mix run --no-compile -e 'LockerdExample.main(System.argv())' -- "${masters[@]}"
