@@ -35,6 +35,7 @@ struct admin_cmd {
     struct lkc_node_reply *out;     /* one per node, filled by the callback */
     char *masters, *replicas;       /* lkc_get_meta */
     int w;
+    char peer[256], why[256];       /* lkc_node_failure */
 };
 
 static void admin_destroy(struct lkc_cmd *k)
@@ -114,6 +115,32 @@ int lkc_get_meta(lkc *c, char **masters, char **replicas, int *w)
     *replicas = a->replicas;
     *w = a->w;
     a->masters = a->replicas = NULL;
+    admin_destroy(&a->k);
+    return 0;
+}
+
+/* The node's memory of failed dials belongs to the client thread. */
+static void failure_run(struct lkc_cmd *k)
+{
+    struct admin_cmd *a = (struct admin_cmd *)k;
+    int rc = node_last_failure(k->c->node, a->peer, a->why, sizeof a->why);
+    lkc__finish(k, rc ? LKC_ENOTFOUND : 0);
+}
+
+static const struct lkc_cmd_ops failure_ops = {failure_run, admin_nop_cancel, admin_destroy};
+
+int lkc_node_failure(lkc *c, const char *node, char *why, size_t len)
+{
+    if (!c || !node || !why || !len || strlen(node) >= sizeof ((struct admin_cmd *)0)->peer)
+        return LKC_EINVAL;
+    struct admin_cmd *a = admin_new(&failure_ops);
+    if (!a)
+        return LKC_ENOMEM;
+    snprintf(a->peer, sizeof a->peer, "%s", node);
+    int rc = lkc__call(c, &a->k, 1);
+    if (rc)
+        return rc;
+    snprintf(why, len, "%s", a->why);
     admin_destroy(&a->k);
     return 0;
 }

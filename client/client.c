@@ -41,6 +41,7 @@ const char *lkc_strerror(int code)
     case LKC_ENAMETAKEN: return "the name is held by someone else";
     case LKC_ENOTOKEN: return "fencing tokens unavailable: not every master is lockerd";
     case LKC_EPROTO: return "unexpected answer from a peer";
+    case LKC_EREMOTE: return "the function called by rpc raised an exception";
     default: return "unknown error";
     }
 }
@@ -55,7 +56,7 @@ int lkc__map_rc(int rc)
     case -EHOSTUNREACH: case -ECONNREFUSED: return LKC_ECONNECT;
     case -EINVAL: case -E2BIG: return LKC_EINVAL;
     case -EPROTONOSUPPORT: return LKC_ENOTOKEN;
-    default: return rc <= -1001 && rc >= -1011 ? rc : LKC_EPROTO;
+    default: return rc <= -1001 && rc >= -1012 ? rc : LKC_EPROTO;
     }
 }
 
@@ -233,7 +234,8 @@ int lkc__call(struct lkc *c, struct lkc_cmd *k, int keep)
     c->users--;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    if (!keep || rc)
+    /* LKC_EREMOTE (lkc_rpc: the function raised) carries a value too. */
+    if (!keep || (rc && rc != LKC_EREMOTE))
         k->ops->destroy(k);
     return rc;
 }

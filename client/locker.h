@@ -50,6 +50,7 @@ enum lkc_error {
     LKC_ENAMETAKEN = -1009, /* lkc_register: the name is held by someone else */
     LKC_EPROTO = -1010,     /* a peer answered something unexpected */
     LKC_ENOTOKEN = -1011,   /* lkc_lock_fenced: a master is not lockerd (no tokens) */
+    LKC_EREMOTE = -1012,    /* lkc_rpc: the function raised (the result says how) */
 };
 
 const char *lkc_strerror(int code);
@@ -146,6 +147,23 @@ int lkc_release(lkc *c, lkc_term key, lkc_term value, int64_t timeout_ms,
 /* The value of key as the first reachable master holds it (LKC_ENOTFOUND
  * if none does). *value must be freed with lkc_buf_free. */
 int lkc_dirty_read(lkc *c, lkc_term key, lkc_buf *value);
+/*
+ * erpc:call(Node, Mod, Fun, Args, Timeout) from this client: Fun runs on
+ * node (any node of the cluster, BEAM or lockerd) and *result (free with
+ * lkc_buf_free) is what it returned: 0. When it raised, LKC_EREMOTE and
+ * *result is {Class, Reason} (Class: error, exit or throw); a function
+ * the node does not have raises {error, undef}. LKC_ETIMEOUT after
+ * timeout_ms (<= 0: 5000), LKC_ECONNECT when the node cannot be reached
+ * or went down, LKC_EPROTO when it refused the request. Up to 16
+ * arguments; a blocking call (not from a callback).
+ */
+int lkc_rpc(lkc *c, const char *node, const char *mod, const char *fun, const lkc_term *args,
+            size_t nargs, int64_t timeout_ms, lkc_buf *result);
+/* Why this client's last attempt to connect to node failed, when it did
+ * and no connection to node has come up since: the reason as text (epmd
+ * lookup, connect, TLS, handshake; a peer that closes right after our
+ * challenge reply has a different cookie). 0, or LKC_ENOTFOUND. */
+int lkc_node_failure(lkc *c, const char *node, char *why, size_t len);
 /* Block until key is released or expires on a master (0, also when it is
  * not held at all), or LKC_ETIMEOUT. */
 int lkc_wait_for_release(lkc *c, lkc_term key, int64_t timeout_ms);

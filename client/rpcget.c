@@ -1,7 +1,8 @@
 /*
  * lkc_dirty_read: locker:dirty_read(Key) on a master, called the way
  * erpc:call does it (docs/distribution.md section 7), so BEAM masters
- * running the real locker library and lockerd masters answer alike.
+ * running the real locker library and lockerd masters answer alike. And
+ * lkc_rpc: any function on one node, the same way.
  *
  * Model. One unnamed process of our node (the "rpc process") sends
  *   SPAWN_REQUEST {29, ReqId, Self, Self, {erpc, execute_call, 4}, [monitor]}
@@ -17,6 +18,10 @@
  * has a fresh ReqId, so a late answer from an abandoned attempt matches
  * nothing and is dropped. ReqIds are compared in canonical form (a peer may
  * re-encode our reference).
+ *
+ * lkc_rpc makes a single attempt on the node it names, with its own
+ * timeout, and hands back the function's result as it came (or {Class,
+ * Reason} when it raised) instead of reading {ok, V}.
  */
 #include "lkc_int.h"
 
@@ -37,11 +42,19 @@ struct lkc_rpc {
     struct buf scratch;
 };
 
+#define RPC_MAX_ARGS 16
+
 struct rpc_cmd {
     struct lkc_cmd k;
     struct rpc_cmd *next;     /* in lkc_rpc.pending */
     int listed;
-    struct buf key;           /* canonical */
+    char mod[256], fun[256];
+    struct buf args;          /* the arguments, canonical, one after another */
+    uint32_t argoff[RPC_MAX_ARGS + 1];
+    uint32_t nargs;
+    const char *only;         /* lkc_rpc: the one node asked; NULL: the masters */
+    char only_node[256];
+    int64_t attempt_ms;
     struct buf req_id;        /* canonical ReqId of the current attempt */
     struct buf res;           /* the Res reference of the current attempt */
     char peer[256];
@@ -58,9 +71,11 @@ static struct term span_of(const struct buf *b) { return (struct term){b->data, 
 static int rpc_write(struct lkc_rpc *p, struct conn *conn, struct rpc_cmd *r,
                      struct term req_id)
 {
-    struct term key = span_of(&r->key);
-    int rc = ctrl_frame_erpc_call(conn_out(conn), req_id, p->pid, span_of(&r->res), "locker",
-                                  "dirty_read", &key, 1);
+    struct term args[RPC_MAX_ARGS];
+    for (uint32_t i = 0; i < r->nargs; i++)
+        args[i] = (struct term){r->args.data + r->argoff[i], r->argoff[i + 1] - r->argoff[i]};
+    int rc = ctrl_frame_erpc_call(conn_out(conn), req_id, p->pid, span_of(&r->res), r->mod,
+                                  r->fun, args, r->nargs);
     if (!rc)
         conn_mark_dirty(conn);
     return rc;
@@ -110,13 +125,15 @@ static int rpc_next(struct rpc_cmd *r)
     struct lkc *c = r->k.c;
     int rc = -EHOSTUNREACH;
     r->req_id.len = 0; /* nothing matches between attempts */
-    while (++r->attempt < c->nmasters) {
-        rc = rpc_send(c->rpc, r, c->masters[r->attempt]);
+    size_t nodes = r->only ? 1 : c->nmasters;
+    while (++r->attempt < nodes) {
+        const char *peer = r->only ? r->only : c->masters[r->attempt];
+        rc = rpc_send(c->rpc, r, peer);
         if (rc == 0) {
-            loop_timer_arm(c->loop, &r->timer, loop_now(c->loop) + LKC_RPC_ATTEMPT_MS);
+            loop_timer_arm(c->loop, &r->timer, loop_now(c->loop) + r->attempt_ms);
             return 0;
         }
-        log_debug("lkc: dirty_read cannot ask %s: %s", c->masters[r->attempt], strerror(-rc));
+        log_debug("lkc: %s:%s cannot ask %s: %s", r->mod, r->fun, peer, strerror(-rc));
     }
     return rc == -ENOMEM ? LKC_ENOMEM : LKC_ECONNECT;
 }
@@ -134,8 +151,14 @@ static void rpc_timer(struct loop *l, struct loop_timer *t)
 {
     (void)l;
     struct rpc_cmd *r = t->ud;
-    if (r->req_id.len)
-        log_debug("lkc: dirty_read on %s: no answer in %d ms", r->peer, LKC_RPC_ATTEMPT_MS);
+    if (r->req_id.len) {
+        log_debug("lkc: %s:%s on %s: no answer in %lld ms", r->mod, r->fun, r->peer,
+                  (long long)r->attempt_ms);
+        if (r->only) {
+            rpc_end(r, LKC_ETIMEOUT);
+            return;
+        }
+    }
     int rc = rpc_next(r);
     if (rc)
         rpc_end(r, rc);
@@ -156,9 +179,25 @@ static struct rpc_cmd *rpc_find(struct lkc_rpc *p, struct term ref)
     return NULL;
 }
 
-/* {ok, V} -> 0 and the value; {error, not_found} -> LKC_ENOTFOUND. */
+static int rpc_keep(struct rpc_cmd *r, const uint8_t *p, size_t len, size_t pos)
+{
+    struct buf canon;
+    buf_init(&canon);
+    int rc = term_canon(p, len, &pos, &canon);
+    if (!rc)
+        rc = lkc__out(span_of(&canon), &r->value);
+    else
+        rc = LKC_EPROTO;
+    buf_free(&canon);
+    return rc;
+}
+
+/* {ok, V} -> 0 and the value; {error, not_found} -> LKC_ENOTFOUND.
+ * lkc_rpc: whatever came, as it came. */
 static int rpc_value(struct rpc_cmd *r, struct term v)
 {
+    if (r->only)
+        return rpc_keep(r, v.p, v.len, 0);
     size_t pos = 0;
     uint32_t ar;
     if (term_get_tuple(v.p, v.len, &pos, &ar) || ar != 2)
@@ -167,15 +206,30 @@ static int rpc_value(struct rpc_cmd *r, struct term v)
         return LKC_ENOTFOUND;
     if (!term_is_atom(v.p, v.len, pos, "ok") || term_skip(v.p, v.len, &pos))
         return LKC_EPROTO;
-    struct buf canon;
-    buf_init(&canon);
-    int rc = term_canon(v.p, v.len, &pos, &canon);
+    return rpc_keep(r, v.p, v.len, pos);
+}
+
+/* lkc_rpc: the function raised; {Class, Reason} from {Res, Class, Reason}
+ * or {Res, error, Reason, Stack} (pos at Class). noconnection and the
+ * like are not a raise. */
+static int rpc_raised(struct rpc_cmd *r, struct term reason, size_t pos)
+{
+    const uint8_t *p = reason.p;
+    size_t start = pos;
+    if (!(term_is_atom(p, reason.len, pos, "error") || term_is_atom(p, reason.len, pos, "exit") ||
+          term_is_atom(p, reason.len, pos, "throw")))
+        return LKC_EPROTO;
+    if (term_skip(p, reason.len, &pos) || term_skip(p, reason.len, &pos))
+        return LKC_EPROTO;
+    struct buf t;
+    buf_init(&t);
+    int rc = enc_tuple(&t, 2) ? LKC_ENOMEM : 0;
+    if (!rc && buf_append(&t, p + start, pos - start))
+        rc = LKC_ENOMEM;
     if (!rc)
-        rc = lkc__out(span_of(&canon), &r->value);
-    else
-        rc = LKC_EPROTO;
-    buf_free(&canon);
-    return rc;
+        rc = rpc_keep(r, t.data, t.len, 0);
+    buf_free(&t);
+    return rc ? rc : LKC_EREMOTE;
 }
 
 /* MONITOR_P_EXIT reason: {Res, return, V} ends the read; anything else
@@ -189,6 +243,16 @@ static void rpc_on_exit(struct rpc_cmd *r, struct term reason)
         term_is_atom(reason.p, reason.len, pos, "return") &&
         term_skip(reason.p, reason.len, &pos) == 0) {
         rpc_end(r, rpc_value(r, (struct term){reason.p + pos, (uint32_t)(reason.len - pos)}));
+        return;
+    }
+    if (r->only) {
+        pos = 0;
+        int rc = LKC_ECONNECT;
+        /* {Res, throw | exit, Reason}, {Res, error, Reason, Stack} */
+        if (term_get_tuple(reason.p, reason.len, &pos, &ar) == 0 && (ar == 3 || ar == 4) &&
+            term_skip(reason.p, reason.len, &pos) == 0)
+            rc = rpc_raised(r, reason, pos);
+        rpc_end(r, rc);
         return;
     }
     log_debug("lkc: dirty_read on %s failed; trying the next master", r->peer);
@@ -208,8 +272,11 @@ static void rpc_on_msg(void *ud, struct conn *conn, const struct ctrl *m)
         rpc_on_exit(r, m->reason);
     } else if (term_peek(m->reason.p, m->reason.len, 0) != TT_NEW_PID &&
                term_peek(m->reason.p, m->reason.len, 0) != TT_PID) {
-        log_debug("lkc: %s refused the dirty_read spawn request", r->peer);
-        rpc_fail_soon(r);
+        log_debug("lkc: %s refused the %s spawn request", r->peer, r->fun);
+        if (r->only)
+            rpc_end(r, LKC_EPROTO);
+        else
+            rpc_fail_soon(r);
     }
 }
 
@@ -246,7 +313,7 @@ static void rpc_cancel(struct lkc_cmd *k) { rpc_end((struct rpc_cmd *)k, LKC_ECL
 static void rpc_destroy(struct lkc_cmd *k)
 {
     struct rpc_cmd *r = (struct rpc_cmd *)k;
-    buf_free(&r->key);
+    buf_free(&r->args);
     buf_free(&r->req_id);
     buf_free(&r->res);
     lkc_buf_free(&r->value);
@@ -255,31 +322,87 @@ static void rpc_destroy(struct lkc_cmd *k)
 
 static const struct lkc_cmd_ops rpc_ops = {rpc_run, rpc_cancel, rpc_destroy};
 
+static struct rpc_cmd *rpc_new(const char *mod, const char *fun)
+{
+    if (strlen(mod) >= sizeof ((struct rpc_cmd *)0)->mod ||
+        strlen(fun) >= sizeof ((struct rpc_cmd *)0)->fun)
+        return NULL;
+    struct rpc_cmd *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->k.ops = &rpc_ops;
+    snprintf(r->mod, sizeof r->mod, "%s", mod);
+    snprintf(r->fun, sizeof r->fun, "%s", fun);
+    r->attempt_ms = LKC_RPC_ATTEMPT_MS;
+    buf_init(&r->args);
+    buf_init(&r->req_id);
+    buf_init(&r->res);
+    return r;
+}
+
+static int rpc_add_arg(struct rpc_cmd *r, lkc_term t)
+{
+    if (r->nargs >= RPC_MAX_ARGS)
+        return LKC_EINVAL;
+    r->argoff[r->nargs] = (uint32_t)r->args.len;
+    int rc = lkc__canon(t, &r->args);
+    if (rc)
+        return rc;
+    r->argoff[++r->nargs] = (uint32_t)r->args.len;
+    return 0;
+}
+
+/* Run r and hand its value over: rc, with *value set when it holds one. */
+static int rpc_go(lkc *c, struct rpc_cmd *r, lkc_buf *value)
+{
+    int rc = lkc__call(c, &r->k, 1);
+    if (rc && rc != LKC_EREMOTE)
+        return rc; /* r is gone */
+    *value = r->value;
+    r->value = (lkc_buf){NULL, 0};
+    rpc_destroy(&r->k);
+    return rc;
+}
+
 int lkc_dirty_read(lkc *c, lkc_term key, lkc_buf *value)
 {
     if (!c || !value)
         return LKC_EINVAL;
     value->data = NULL;
     value->len = 0;
-    struct rpc_cmd *r = calloc(1, sizeof *r);
+    struct rpc_cmd *r = rpc_new("locker", "dirty_read");
     if (!r)
         return LKC_ENOMEM;
-    r->k.ops = &rpc_ops;
-    buf_init(&r->key);
-    buf_init(&r->req_id);
-    buf_init(&r->res);
-    int rc = lkc__canon(key, &r->key);
+    int rc = rpc_add_arg(r, key);
     if (rc) {
         rpc_destroy(&r->k);
         return rc;
     }
-    rc = lkc__call(c, &r->k, 1);
-    if (rc)
+    return rpc_go(c, r, value);
+}
+
+int lkc_rpc(lkc *c, const char *node, const char *mod, const char *fun, const lkc_term *args,
+            size_t nargs, int64_t timeout_ms, lkc_buf *result)
+{
+    if (!c || !node || !strchr(node, '@') || strlen(node) > HS_NAME_MAX || !mod || !fun ||
+        !result || (nargs && !args) || nargs > RPC_MAX_ARGS)
+        return LKC_EINVAL;
+    result->data = NULL;
+    result->len = 0;
+    struct rpc_cmd *r = rpc_new(mod, fun);
+    if (!r)
+        return LKC_EINVAL;
+    snprintf(r->only_node, sizeof r->only_node, "%s", node);
+    r->only = r->only_node;
+    r->attempt_ms = timeout_ms > 0 ? timeout_ms : LKC_DEFAULT_TIMEOUT;
+    int rc = 0;
+    for (size_t i = 0; i < nargs && !rc; i++)
+        rc = rpc_add_arg(r, args[i]);
+    if (rc) {
+        rpc_destroy(&r->k);
         return rc;
-    *value = r->value;
-    r->value = (lkc_buf){NULL, 0};
-    rpc_destroy(&r->k);
-    return 0;
+    }
+    return rpc_go(c, r, result);
 }
 
 /* ---- the rpc process ---- */

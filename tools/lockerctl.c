@@ -53,7 +53,9 @@ static const char usage_text[] =
     "  1  other error (unexpected reply, out of memory)\n"
     "  2  usage error or term syntax error (the term is shown with a caret)\n"
     "  3  no_quorum: some masters answered but fewer than W agreed (the key is\n"
-    "     held with another value, or fewer than W masters are reachable)\n"
+    "     held with another value, or fewer than W masters are reachable);\n"
+    "     error id recovering when masters refused because they restarted and\n"
+    "     are in their quiet period (the message says for how long)\n"
     "  4  not_found (read)\n"
     "  5  timeout (watch: the key is still held when --timeout passes; any call\n"
     "     that got no answer in time)\n"
@@ -72,8 +74,8 @@ static const char usage_text[] =
     "   \"reachable\": true, \"state\": \"reachable\", \"write_locks\": 0, \"leases\": 1}, ..],\n"
     "   \"lag_ms\": 1.234, \"lag_result\": \"ok\"}\n"
     "  errors: {\"command\": C, \"result\": \"error\", \"error\": E, \"message\": M, \"exit\": CODE}\n"
-    "  with E one of usage, bad_term, no_quorum, not_found, timeout, unreachable,\n"
-    "  error. VALUE_JSON is typed: 42, 1.5, {\"atom\": \"a\"}, {\"binary\": \"job\"},\n"
+    "  with E one of usage, bad_term, no_quorum, recovering, not_found, timeout,\n"
+    "  unreachable, error. VALUE_JSON is typed: 42, 1.5, {\"atom\": \"a\"}, {\"binary\": \"job\"},\n"
     "  {\"string\": \"str\"}, {\"tuple\": [..]}, [..], {\"map\": [[k, v], ..]}, {\"pid\": \"<..>\"}.\n";
 
 const struct ctl_command ctl_commands[] = {

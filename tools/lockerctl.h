@@ -101,6 +101,9 @@ int ctl_fail_term(struct ctl *x, const char *what, const char *text, size_t pos,
 /* Map an lkc error to an exit code and report it;
  * for no_quorum-like failures the masters are probed to tell 3 from 6. */
 int ctl_fail_lkc(struct ctl *x, int rc);
+/* A master's quiet period after a restart: ms left, 0 none, -1 unknown
+ * (no answer, or a BEAM master). At most t ms. */
+int64_t ctl_quiet_left(struct ctl *x, const char *node, int64_t t);
 
 /* JSON object building in x->json_buf: ctl_json_begin writes
  * {"command":NAME; the others append ,"key":value; ctl_json_end closes

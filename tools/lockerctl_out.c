@@ -13,6 +13,7 @@
 #include "lockerctl.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,57 +172,110 @@ int ctl_fail_term(struct ctl *x, const char *what, const char *text, size_t pos,
                     msg, caret);
 }
 
-/* Append "a@h (unreachable), b@h (timeout)" for the masters that did not
- * answer; returns how many did. */
-static size_t probe_masters(struct ctl *x, char *down, size_t cap, size_t *total)
+/* lockerd:quiet_period_left() on a master: the ms it stays in its quiet
+ * period after a restart, 0 when it is not in one, -1 when it cannot say
+ * (a BEAM master has no such function). */
+int64_t ctl_quiet_left(struct ctl *x, const char *node, int64_t t)
+{
+    lkc_buf r = {NULL, 0}, text = {NULL, 0};
+    int64_t left = -1;
+    if (lkc_rpc(x->c, node, "lockerd", "quiet_period_left", NULL, 0, t, &r) == 0 &&
+        lkc_format((lkc_term){r.data, r.len}, &text) == 0 && text.data) {
+        char *end;
+        long long v = strtoll((const char *)text.data, &end, 10);
+        if (end != (const char *)text.data && v >= 0)
+            left = v;
+    }
+    lkc_buf_free(&r);
+    lkc_buf_free(&text);
+    return left;
+}
+
+struct probe {
+    size_t total, up, recovering;
+    char down[1024];      /* "a@h (unreachable: why), b@h (no answer in time)" */
+    char recov[1024];     /* "a@h for 12.3 s more, ..." */
+};
+
+static void append(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void append(char *dst, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(dst);
+    if (len + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* Which masters answer, why the others do not (as the client library saw
+ * the connection fail), and, with quiet set, which of those answering are
+ * in their quiet period. total == 0 when the probe itself cannot run. */
+static void probe_masters(struct ctl *x, int quiet, struct probe *p)
 {
     struct lkc_master_summary *s = NULL;
-    size_t n = 0, up = 0, len = 0;
+    size_t n = 0;
     int64_t t = x->timeout_ms < PROBE_MAX_MS ? x->timeout_ms : PROBE_MAX_MS;
-    *total = 0;
-    down[0] = 0;
+    memset(p, 0, sizeof *p);
     if (lkc_summary(x->c, t, &s, &n))
-        return 0;
+        return;
     for (size_t i = 0; i < n; i++) {
+        const char *sep = p->down[0] ? ", " : "";
         if (s[i].rc == 0 || s[i].rc == LKC_EPROTO) {
-            up++;
-            continue;
+            p->up++;
+            int64_t left = quiet ? ctl_quiet_left(x, s[i].node, t) : 0;
+            if (left > 0) {
+                append(p->recov, sizeof p->recov, "%s%s for %.1f s more",
+                       p->recovering ? ", " : "", s[i].node, (double)left / 1000);
+                p->recovering++;
+            }
+        } else if (s[i].rc == LKC_ETIMEOUT) {
+            append(p->down, sizeof p->down, "%s%s (no answer in time)", sep, s[i].node);
+        } else {
+            char why[256];
+            if (lkc_node_failure(x->c, s[i].node, why, sizeof why) == 0)
+                append(p->down, sizeof p->down, "%s%s (unreachable: %s)", sep, s[i].node, why);
+            else
+                append(p->down, sizeof p->down, "%s%s (unreachable)", sep, s[i].node);
         }
-        int k = snprintf(down + len, cap - len, "%s%s (%s)", len ? ", " : "", s[i].node,
-                         s[i].rc == LKC_ETIMEOUT ? "no answer in time" : "unreachable");
-        if (k > 0 && (size_t)k < cap - len)
-            len += (size_t)k;
     }
     free(s);
-    *total = n;
-    return up;
+    p->total = n;
 }
 
 /* No quorum, or no answer: which one, and who was missing. When the
  * probe itself cannot run (total == 0) the library's code decides. */
 static int fail_quorum(struct ctl *x, int rc)
 {
-    char down[1024], *masters = NULL, *replicas = NULL;
+    char *masters = NULL, *replicas = NULL;
     int w = 0;
-    size_t total;
-    size_t up = probe_masters(x, down, sizeof down, &total);
+    struct probe p;
+    probe_masters(x, rc == LKC_ENOQUORUM, &p);
     if (lkc_get_meta(x->c, &masters, &replicas, &w) == 0) {
         free(masters);
         free(replicas);
     }
-    if ((total && up == 0) || (!total && rc == LKC_ECONNECT))
+    if ((p.total && p.up == 0) || (!p.total && rc == LKC_ECONNECT))
         return ctl_fail(x, CTL_EXIT_UNREACHABLE, "unreachable",
                         "no master could be reached: %s (is epmd running, are the masters "
-                        "started, is the cookie right?)", total ? down : lkc_strerror(rc));
-    if (total && up < (size_t)w)
+                        "started, is the cookie right?)", p.total ? p.down : lkc_strerror(rc));
+    if (p.total && p.up < (size_t)w)
         return ctl_fail(x, CTL_EXIT_NOQUORUM, "no_quorum",
                         "no quorum: only %zu of %zu masters reachable, W=%d; not reached: %s",
-                        up, total, w, down);
+                        p.up, p.total, w, p.down);
+    if (rc == LKC_ENOQUORUM && p.recovering)
+        return ctl_fail(x, CTL_EXIT_NOQUORUM, "recovering",
+                        "no quorum: %zu of %zu masters are recovering after a restart and "
+                        "refuse votes on keys they do not hold until every lease they may "
+                        "have granted before has ended: %s; W=%d, retry after that",
+                        p.recovering, p.total, p.recov, w);
     if (rc == LKC_ENOQUORUM)
         return ctl_fail(x, CTL_EXIT_NOQUORUM, "no_quorum",
                         "no quorum: fewer than W=%d of %zu masters agreed (the key is already "
                         "held, or not held with the value given, or a write lock on it is "
-                        "pending)", w, total);
+                        "pending)", w, p.total);
     /* Masters answer the probe but the operation could not reach them:
      * a transient failure; still "unreachable" for the caller. */
     return ctl_fail(x, CTL_EXIT_UNREACHABLE, "unreachable", "%s (the masters answer now: retry)",

@@ -635,10 +635,15 @@ static void conn_read(struct conn *c)
         return;
     }
     if (n == 0) {
-        if (c->state == CONN_EPMD_REPLY)
+        if (c->state == CONN_EPMD_REPLY) {
             conn_epmd_input(c, 1);
-        else
+        } else if (c->state == CONN_HANDSHAKE) {
+            char why[HS_NAME_MAX + 160];
+            hs_describe_eof(&c->hs, why, sizeof why);
+            conn_close(c, why);
+        } else {
             conn_close(c, "peer closed the connection");
+        }
         return;
     }
     c->in.len += (size_t)n;

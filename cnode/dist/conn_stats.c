@@ -37,6 +37,7 @@ enum conn_hs_fail conn_hs_fail_class(const char *why)
         {"timed out", CONN_HSF_TIMEOUT},
         {"TLS", CONN_HSF_TLS},
         {"peer closed", CONN_HSF_CLOSED},
+        {"closed the connection", CONN_HSF_CLOSED},
         {"reset by peer", CONN_HSF_IO},
         {"Broken pipe", CONN_HSF_IO},
         {"out of memory", CONN_HSF_IO},

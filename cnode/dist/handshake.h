@@ -116,6 +116,14 @@ void hs_free(struct hs *h); /* frees h->out */
  */
 int hs_input(struct hs *h, const uint8_t *in, size_t len, size_t *consumed);
 
+/* What the peer closing the connection in h's current state means, for
+ * logs and for the client library's answer to "why could it not connect".
+ * A BEAM acceptor whose cookie differs from ours says nothing: it checks
+ * the digest of our challenge reply and closes, so an initiator that loses
+ * the connection while waiting for the ack almost certainly has the wrong
+ * cookie. */
+void hs_describe_eof(const struct hs *h, char *out, size_t n);
+
 /* MD5(cookie ++ decimal(challenge)) into out[16]. */
 void hs_digest(const char *cookie, uint32_t challenge, uint8_t out[16]);
 

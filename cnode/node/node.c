@@ -48,6 +48,13 @@ struct sub {
     void *ud;
 };
 
+/* The last failed dial to a peer (node_last_failure). */
+#define NODE_FAILS 16
+struct dial_fail {
+    char peer[HS_NAME_MAX + 1];   /* "" = free */
+    char why[256];
+};
+
 struct node {
     struct loop *loop;
     struct node_cfg cfg;
@@ -73,6 +80,8 @@ struct node {
     struct buf scratch;
     struct conn_ratelim dial_rl;  /* dials refused by the allowlist */
     struct conn_ratelim deny_rl;  /* handshakes refused by the allowlist */
+    struct dial_fail fails[NODE_FAILS];   /* node_last_failure; ring */
+    unsigned nfails;
 };
 
 /* ---- local processes ---- */
@@ -556,9 +565,42 @@ static void node_notify(struct node *n, struct conn *c, int up)
         n->subs[i].fn(n->subs[i].ud, c, up);
 }
 
+static struct dial_fail *fail_slot(const struct node *n, const char *peer)
+{
+    for (unsigned i = 0; i < NODE_FAILS; i++)
+        if (n->fails[i].peer[0] && strcmp(n->fails[i].peer, peer) == 0)
+            return (struct dial_fail *)&n->fails[i];
+    return NULL;
+}
+
+int node_last_failure(const struct node *n, const char *peer, char *why, size_t len)
+{
+    const struct dial_fail *f = peer ? fail_slot(n, peer) : NULL;
+    if (!f)
+        return -ENOENT;
+    snprintf(why, len, "%s", f->why);
+    return 0;
+}
+
+/* A dial that never came up (flags are set when it does). */
+static void note_dial_failure(struct node *n, struct conn *c, const char *why)
+{
+    if (!c->initiator || c->flags || !c->peer[0])
+        return;
+    struct dial_fail *f = fail_slot(n, c->peer);
+    if (!f) {
+        f = &n->fails[n->nfails++ % NODE_FAILS];
+        snprintf(f->peer, sizeof f->peer, "%s", c->peer);
+    }
+    snprintf(f->why, sizeof f->why, "%s", why ? why : "connection failed");
+}
+
 static void node_on_up(void *ud, struct conn *c)
 {
     struct node *n = ud;
+    struct dial_fail *f = fail_slot(n, c->peer);
+    if (f)
+        f->peer[0] = 0;
     /* A restarted peer reconnecting replaces the stale connection. */
     for (struct conn *o = conn_first(n->conns); o; o = o->next)
         if (o != c && strcmp(o->peer, c->peer) == 0) {
@@ -570,8 +612,8 @@ static void node_on_up(void *ud, struct conn *c)
 
 static void node_on_down(void *ud, struct conn *c, const char *why)
 {
-    (void)why;
     struct node *n = ud;
+    note_dial_failure(n, c, why);
     for (size_t i = 0; i < n->nprocs && c->peer[0]; i++)
         if (n->procs[i].nmons)
             pmon_forget(&n->procs[i], c->peer);

@@ -106,6 +106,11 @@ void node_set_demonitor_handler(struct node *n, node_msg_fn fn, void *ud);
 /* The connection to a node: existing (any state), or started now. NULL if
  * it cannot be started (bad name, limit). */
 struct conn *node_connect(struct node *n, const char *peer);
+/* Why the last connection this node dialled to peer failed before it came
+ * up (epmd lookup, connect, TLS, handshake: the text logged), if it failed
+ * since the last connection to peer that came up. 0 and the text in why,
+ * or -ENOENT. A few peers are remembered, the oldest forgotten first. */
+int node_last_failure(const struct node *n, const char *peer, char *why, size_t len);
 /* 1 if the allowlist admits peer (always, when there is none). */
 int node_allowed(const struct node *n, const char *peer);
 /* The UP connection carrying messages to the owner of pid, or NULL. */

@@ -172,6 +172,16 @@ static int f_set_release_on_exit(struct apply *a, const struct call *c)
     return set_bool(a, c, server_set_release_on_exit);
 }
 
+/* lockerd:quiet_period_left(): ms until this node grants votes on keys it
+ * does not know again (its quiet period after a restart); 0 when it is
+ * not in one. lockerctl asks it to say why a lock found no quorum. */
+static int f_quiet_period_left(struct apply *a, const struct call *c)
+{
+    (void)c;
+    int64_t left = server_quiet_until(a->server) - loop_now(node_loop(a->node));
+    return enc_long(&a->out, server_quiet_until(a->server) && left > 0 ? left : 0);
+}
+
 static int f_whereis(struct apply *a, const struct call *c)
 {
     char name[CTRL_NAME_MAX];
@@ -805,6 +815,7 @@ static const struct {
     {"lockerd", "set_coalesce", 1, f_set_coalesce},
     {"lockerd", "set_eager_push", 1, f_set_eager_push},
     {"lockerd", "set_release_on_exit", 1, f_set_release_on_exit},
+    {"lockerd", "quiet_period_left", 0, f_quiet_period_left},
 };
 
 /* A `locker` function while the server is down (killed, not started

@@ -618,6 +618,57 @@ static void test_raw_call_failures(void **st)
     lkc_close(b);
 }
 
+/* lkc_rpc: a return value, a raise (undef, badarg), a node that is not
+ * there; lkc_node_failure then says why, and forgets once it connects. */
+static void test_rpc(void **st)
+{
+    (void)st;
+    char m0[256], ghost[300], why[256];
+    first_master(m0, sizeof m0);
+    snprintf(ghost, sizeof ghost, "lkc_nosuch_%u@%s", suffix, host);
+    lkc *c = open_client("rp");
+    assert_non_null(c);
+    lkc_buf r, want = term(m0);
+    assert_int_equal(lkc_rpc(c, m0, "erlang", "node", NULL, 0, 5000, &r), 0);
+    assert_true(same(lkc_term_of(&r), lkc_term_of(&want)));
+    lkc_buf_free(&r);
+    lkc_buf_free(&want);
+    /* a lockerd master not in a quiet period */
+    want = term("0");
+    assert_int_equal(lkc_rpc(c, m0, "lockerd", "quiet_period_left", NULL, 0, 5000, &r), 0);
+    assert_true(same(lkc_term_of(&r), lkc_term_of(&want)));
+    lkc_buf_free(&r);
+    lkc_buf_free(&want);
+    /* arguments, and the result exactly as the function returns it */
+    lkc_buf k = term("{lkc_rpc, key}"), v = term("<<\"x\">>");
+    assert_int_equal(lkc_lock(c, lkc_term_of(&k), lkc_term_of(&v), 5000, 5000, NULL), 0);
+    lkc_term args[] = {lkc_term_of(&k)};
+    want = term("{ok, <<\"x\">>}");
+    assert_int_equal(lkc_rpc(c, m0, "locker", "dirty_read", args, 1, 5000, &r), 0);
+    assert_true(same(lkc_term_of(&r), lkc_term_of(&want)));
+    lkc_buf_free(&r);
+    lkc_buf_free(&want);
+    assert_int_equal(lkc_release(c, lkc_term_of(&k), lkc_term_of(&v), 5000, NULL), 0);
+    /* raises: {Class, Reason} */
+    assert_int_equal(lkc_rpc(c, m0, "no_such_module", "f", args, 1, 5000, &r), LKC_EREMOTE);
+    lkc_buf text;
+    assert_int_equal(lkc_format(lkc_term_of(&r), &text), 0);
+    assert_string_equal((const char *)text.data, "{error,undef}");
+    lkc_buf_free(&text);
+    lkc_buf_free(&r);
+    /* unreachable, and why */
+    assert_int_equal(lkc_node_failure(c, m0, why, sizeof why), LKC_ENOTFOUND);
+    assert_int_equal(lkc_rpc(c, ghost, "erlang", "node", NULL, 0, 5000, &r), LKC_ECONNECT);
+    assert_int_equal(lkc_node_failure(c, ghost, why, sizeof why), 0);
+    assert_non_null(strstr(why, "epmd"));
+    /* bad arguments */
+    assert_int_equal(lkc_rpc(c, "no_at_sign", "erlang", "node", NULL, 0, 5000, &r), LKC_EINVAL);
+    assert_int_equal(lkc_rpc(c, m0, "erlang", "node", NULL, 17, 5000, &r), LKC_EINVAL);
+    lkc_buf_free(&k);
+    lkc_buf_free(&v);
+    lkc_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_close_pending),
         cmocka_unit_test(test_raw_calls),
         cmocka_unit_test(test_raw_call_failures),
+        cmocka_unit_test(test_rpc),
     };
     return cmocka_run_group_tests_name("client", tests, setup, teardown);
 }

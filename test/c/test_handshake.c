@@ -448,6 +448,31 @@ static void test_wrong_ack_digest(void **state)
     hs_free(&h);
 }
 
+/* A peer that closes while we wait for its ack: the cookie. */
+static void test_eof_descriptions(void **state)
+{
+    (void)state;
+    struct hs_cfg c = initiator_cfg();
+    struct hs h;
+    struct msg in;
+    size_t used;
+    char why[512];
+    assert_int_equal(hs_init_initiator(&h, &c, A_NAME, 12345), 0);
+    hs_describe_eof(&h, why, sizeof why);
+    assert_non_null(strstr(why, "before answering our name"));
+    hs_free(&h);
+    initiator_at_challenge(&h, &c, 12345);
+    hs_describe_eof(&h, why, sizeof why);
+    assert_non_null(strstr(why, "before sending its challenge"));
+    mk_challenge(&in, 0, DF_LOCKERD, 1, A_NAME);
+    assert_int_equal(feed(&h, &in, &used), 0);
+    assert_int_equal(h.state, HS_I_WAIT_ACK);
+    hs_describe_eof(&h, why, sizeof why);
+    assert_non_null(strstr(why, A_NAME));
+    assert_non_null(strstr(why, "cookie does not match"));
+    hs_free(&h);
+}
+
 /* ---- flags and refusals ------------------------------------------------- */
 
 static void expect_refusal(uint64_t peer_flags, uint64_t required, const char *status)
@@ -1019,6 +1044,7 @@ int main(void)
         cmocka_unit_test(test_acceptor_vectors),
         cmocka_unit_test(test_wrong_reply_digest),
         cmocka_unit_test(test_wrong_ack_digest),
+        cmocka_unit_test(test_eof_descriptions),
         cmocka_unit_test(test_acceptor_missing_flag),
         cmocka_unit_test(test_mandatory_25_shorthand),
         cmocka_unit_test(test_release_flags),

@@ -18,12 +18,15 @@ suite() ->
     [{timetrap, {seconds, 120}}].
 
 all() ->
-    [help, usage_errors, bad_term_syntax, {group, cluster}, unreachable_cluster].
+    [help, usage_errors, bad_term_syntax, {group, cluster}, {group, quiet},
+     unreachable_cluster].
 
 groups() ->
     [{cluster, [sequence],
       [lock_then_read, lock_contention, release, extend, update, status, watch_release,
-       watch_timeout, set_w, set_nodes]}].
+       watch_timeout, set_w, set_nodes, wrong_cookie]},
+     %% three masters in a long quiet period, as after a restart
+     {quiet, [sequence], [recovering]}].
 
 init_per_suite(Config) ->
     lockerd_ct:ensure_epmd(),
@@ -36,19 +39,25 @@ end_per_suite(_Config) ->
     ok.
 
 init_per_group(cluster, Config) ->
+    start_group("ctl", #{log_level => "info"}, Config);
+init_per_group(quiet, Config) ->
+    start_group("ctlq", #{log_level => "info", extra_args => ["--quiet-period", "60000"]},
+                Config).
+
+start_group(Prefix, LOpts, Config) ->
     case lockerd_ct:lockerd_check() of
         ok ->
-            Names = [lockerd_ct:unique_name("ctl" ++ integer_to_list(I)) || I <- [1, 2, 3]],
+            Names = [lockerd_ct:unique_name(Prefix ++ integer_to_list(I)) || I <- [1, 2, 3]],
             Masters = [lockerd_ct:node_name(N) || N <- Names],
             Hs = lockerd_ct:start_nodes([{lockerd, N} || N <- Names], {2, Masters, []},
                                         #{log_dir => ?config(priv_dir, Config),
-                                          lockerd_opts => #{log_level => "info"}}),
+                                          lockerd_opts => LOpts}),
             [{handles, Hs}, {masters, Masters} | Config];
         {skip, _} = Skip ->
             Skip
     end.
 
-end_per_group(cluster, Config) ->
+end_per_group(_Group, Config) ->
     lockerd_ct:stop_all(?config(handles, Config)).
 
 init_per_testcase(TC, Config) ->
@@ -173,7 +182,53 @@ unreachable_cluster(_Config) ->
     #{<<"result">> := <<"error">>, <<"error">> := <<"unreachable">>} = decode_one(Json),
     {6, Status} = run(base_args(Nowhere) ++ ["--json", "status"]),
     #{<<"reachable">> := 0, <<"masters">> := Ms} = decode_one(Status),
-    [false, false, false] = [R || #{<<"reachable">> := R} <- Ms].
+    [false, false, false] = [R || #{<<"reachable">> := R} <- Ms],
+    %% each says why: nobody by that name is registered with epmd
+    [?assertNotEqual(nomatch, binary:match(Why, <<"epmd">>)) || #{<<"why">> := Why} <- Ms],
+    3 = length([W || #{<<"why">> := W} <- Ms]).
+
+%% A wrong cookie is named as such, for every master, not only
+%% "unreachable": the masters close the connection after our challenge
+%% reply, which is what a digest mismatch looks like from our side.
+wrong_cookie(Config) ->
+    Masters = masters_arg(Config),
+    Args = ["-setcookie", "not_the_cookie", "--listen", "127.0.0.1", "--masters", Masters],
+    {6, Out} = run(Args ++ ["--json", "lock", key(Config), "v"]),
+    #{<<"error">> := <<"unreachable">>, <<"message">> := Msg} = decode_one(Out),
+    [?assertNotEqual(nomatch, binary:match(Msg, iolist_to_binary([atom_to_list(M),
+                                                                  " (unreachable: "])))
+     || M <- ?config(masters, Config)],
+    ?assertNotEqual(nomatch, binary:match(Msg, <<"the cookie does not match">>)),
+    {6, Status} = run(Args ++ ["--json", "status"]),
+    #{<<"masters">> := Ms} = decode_one(Status),
+    [?assertNotEqual(nomatch, binary:match(Why, <<"cookie">>)) || #{<<"why">> := Why} <- Ms],
+    3 = length([W || #{<<"why">> := W} <- Ms]).
+
+%%--------------------------------------------------------------------
+%% Masters in their quiet period
+
+%% Masters that refuse votes because they are recovering: lockerctl says
+%% so, and for how long, instead of a bare no_quorum; status shows it.
+recovering(Config) ->
+    Masters = ?config(masters, Config),
+    Left = [rpc:call(M, lockerd, quiet_period_left, [], 5000) || M <- Masters],
+    [?assert(is_integer(L) andalso L > 30000 andalso L =< 60000) || L <- Left],
+    {3, Out} = json(Config, ["lock", key(Config), "v"]),
+    #{<<"error">> := <<"recovering">>, <<"message">> := Msg, <<"exit">> := 3} = Out,
+    [?assertNotEqual(nomatch, binary:match(Msg, atom_to_binary(M))) || M <- Masters],
+    {match, [Secs]} = re:run(Msg, "for ([0-9]+\\.[0-9]) s more", [{capture, all_but_first, binary}]),
+    ?assert(binary_to_float(Secs) > 30.0),
+    %% nothing was granted by the refused lock
+    [{error, not_found} = beam_read(M, key_term(Config)) || M <- Masters],
+    {S, Status} = run(base_args(masters_arg(Config)) ++ ["--json", "status"]),
+    ?assert(S =:= 0 orelse S =:= 3),
+    #{<<"masters">> := Ms} = decode_one(Status),
+    [<<"recovering">>] = lists:usort([St || #{<<"state">> := St} <- Ms]),
+    [?assert(Q > 30000) || #{<<"quiet_ms">> := Q} <- Ms],
+    {_, Human} = run(base_args(masters_arg(Config)) ++ ["lock", key(Config), "v"],
+                     #{stderr => true}),
+    ?assertNotEqual(nomatch, binary:match(Human, <<"recovering after a restart">>)).
+
 
 %%--------------------------------------------------------------------
 %% Against the cluster
