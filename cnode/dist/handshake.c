@@ -442,26 +442,24 @@ static int hs_dispatch(struct hs *h, const uint8_t *m, size_t n)
 
 void hs_describe_eof(const struct hs *h, char *out, size_t n)
 {
-    const char *peer = h->peer_name[0] ? h->peer_name : "the peer";
-    switch (h->state) {
-    case HS_I_WAIT_STATUS:
-        snprintf(out, n, "%s closed the connection before answering our name (a connection "
-                 "limit, or it does not accept us)", peer);
-        break;
-    case HS_I_WAIT_CHALLENGE:
-        snprintf(out, n, "%s closed the connection before sending its challenge", peer);
-        break;
-    case HS_I_WAIT_ACK:
-        snprintf(out, n, "%s closed the connection after our challenge reply: the cookie "
-                 "does not match (it checks our digest there)", peer);
-        break;
-    case HS_A_WAIT_REPLY:
-        snprintf(out, n, "%s closed the connection before its challenge reply", peer);
-        break;
-    default:
-        snprintf(out, n, "peer closed the connection during the handshake");
-        break;
-    }
+    static const struct {
+        enum hs_state state;
+        const char *what; /* after "<peer> closed the connection " */
+    } why[] = {
+        {HS_I_WAIT_STATUS, "before answering our name (a connection limit, or it does not "
+                           "accept us)"},
+        {HS_I_WAIT_CHALLENGE, "before sending its challenge"},
+        {HS_I_WAIT_ACK, "after our challenge reply: the cookie does not match (it checks "
+                        "our digest there)"},
+        {HS_A_WAIT_REPLY, "before its challenge reply"},
+    };
+    for (size_t i = 0; i < sizeof why / sizeof why[0]; i++)
+        if (why[i].state == h->state) {
+            snprintf(out, n, "%s closed the connection %s",
+                     h->peer_name[0] ? h->peer_name : "the peer", why[i].what);
+            return;
+        }
+    snprintf(out, n, "peer closed the connection during the handshake");
 }
 
 int hs_input(struct hs *h, const uint8_t *in, size_t len, size_t *consumed)

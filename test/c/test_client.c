@@ -649,6 +649,15 @@ static void test_rpc(void **st)
     lkc_buf_free(&r);
     lkc_buf_free(&want);
     assert_int_equal(lkc_release(c, lkc_term_of(&k), lkc_term_of(&v), 5000, NULL), 0);
+    /* two arguments */
+    lkc_buf t100 = term("100");
+    lkc_term args2[] = {lkc_term_of(&k), lkc_term_of(&t100)};
+    want = term("{error, key_not_locked}");
+    assert_int_equal(lkc_rpc(c, m0, "locker", "wait_for_release", args2, 2, 5000, &r), 0);
+    assert_true(same(lkc_term_of(&r), lkc_term_of(&want)));
+    lkc_buf_free(&r);
+    lkc_buf_free(&want);
+    lkc_buf_free(&t100);
     /* raises: {Class, Reason} */
     assert_int_equal(lkc_rpc(c, m0, "no_such_module", "f", args, 1, 5000, &r), LKC_EREMOTE);
     lkc_buf text;
