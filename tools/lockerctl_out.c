@@ -265,7 +265,9 @@ static int fail_quorum(struct ctl *x, int rc)
         return ctl_fail(x, CTL_EXIT_NOQUORUM, "no_quorum",
                         "no quorum: only %zu of %zu masters reachable, W=%d; not reached: %s",
                         p.up, p.total, w, p.down);
-    if (rc == LKC_ENOQUORUM && p.recovering)
+    /* Recovering masters explain the refusal only when the others are
+     * too few for W by themselves; else the key was simply not free. */
+    if (rc == LKC_ENOQUORUM && p.recovering && p.up - p.recovering < (size_t)w)
         return ctl_fail(x, CTL_EXIT_NOQUORUM, "recovering",
                         "no quorum: %zu of %zu masters are recovering after a restart and "
                         "refuse votes on keys they do not hold until every lease they may "
