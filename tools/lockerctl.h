@@ -101,9 +101,18 @@ int ctl_fail_term(struct ctl *x, const char *what, const char *text, size_t pos,
 /* Map an lkc error to an exit code and report it;
  * for no_quorum-like failures the masters are probed to tell 3 from 6. */
 int ctl_fail_lkc(struct ctl *x, int rc);
-/* A master's quiet period after a restart: ms left, 0 none, -1 unknown
- * (no answer, or a BEAM master). At most t ms. */
-int64_t ctl_quiet_left(struct ctl *x, const char *node, int64_t t);
+/* What a probe of the masters (lkc_summary) adds about one of them: for
+ * one that answered, its quiet period after a restart in ms (0 none, -1
+ * unknown: a BEAM master, or no answer in time); for one that could not be
+ * reached, why the connection failed ("" unknown). */
+struct ctl_master_detail {
+    int64_t quiet_ms;
+    char why[256];
+};
+void ctl_master_detail(struct ctl *x, const struct lkc_master_summary *m,
+                       struct ctl_master_detail *d);
+/* How long a probe of the masters after a failure may take per step. */
+int64_t ctl_probe_ms(const struct ctl *x);
 
 /* JSON object building in x->json_buf: ctl_json_begin writes
  * {"command":NAME; the others append ,"key":value; ctl_json_end closes

@@ -176,8 +176,7 @@ struct status {
     char *masters, *replicas;
     int w;
     struct lkc_master_summary *s;
-    int64_t *quiet;      /* per master: ms of quiet period left (-1 unknown) */
-    char (*why)[256];    /* per unreachable master: why ("" unknown) */
+    struct ctl_master_detail *d; /* per master */
     size_t n, up;
     int lag_rc;          /* the probe lock's rc; 1: not measured */
     double lag_ms;
@@ -236,16 +235,17 @@ static void status_human(struct ctl *x, const struct status *st)
         const struct lkc_master_summary *m = &st->s[i];
         if (m->rc == 0)
             printf("%-40s %-12s %12" PRId64 " %8" PRId64 "\n", m->node,
-                   st->quiet[i] > 0 ? "recovering" : "reachable", m->write_locks, m->leases);
+                   st->d[i].quiet_ms > 0 ? "recovering" : "reachable", m->write_locks,
+                   m->leases);
         else
             printf("%-40s %-12s %12s %8s\n", m->node, node_state(m->rc), "-", "-");
     }
     for (size_t i = 0; i < st->n; i++) {
-        if (st->quiet[i] > 0)
+        if (st->d[i].quiet_ms > 0)
             printf("%s: quiet period after a restart, %.1f s left (refuses votes on keys "
-                   "it does not hold)\n", st->s[i].node, (double)st->quiet[i] / 1000);
-        else if (st->why[i][0])
-            printf("%s: %s\n", st->s[i].node, st->why[i]);
+                   "it does not hold)\n", st->s[i].node, (double)st->d[i].quiet_ms / 1000);
+        else if (st->d[i].why[0])
+            printf("%s: %s\n", st->s[i].node, st->d[i].why);
     }
     if (st->lag_rc == 0)
         printf("lag:       %.3f ms\n", st->lag_ms);
@@ -269,19 +269,19 @@ static void status_json_masters(struct ctl *x, const struct status *st)
         ctl_json_quote(b, m->node);
         snprintf(line, sizeof line, ", \"reachable\": %s, \"state\": \"%s\"",
                  m->rc == 0 ? "true" : "false",
-                 m->rc == 0 && st->quiet[i] > 0 ? "recovering" : node_state(m->rc));
+                 m->rc == 0 && st->d[i].quiet_ms > 0 ? "recovering" : node_state(m->rc));
         cat(b, line);
         if (m->rc == 0) {
             snprintf(line, sizeof line, ", \"write_locks\": %" PRId64 ", \"leases\": %" PRId64,
                      m->write_locks, m->leases);
             cat(b, line);
-            if (st->quiet[i] >= 0) {
-                snprintf(line, sizeof line, ", \"quiet_ms\": %" PRId64, st->quiet[i]);
+            if (st->d[i].quiet_ms >= 0) {
+                snprintf(line, sizeof line, ", \"quiet_ms\": %" PRId64, st->d[i].quiet_ms);
                 cat(b, line);
             }
-        } else if (st->why[i][0]) {
+        } else if (st->d[i].why[0]) {
             cat(b, ", \"why\": ");
-            ctl_json_quote(b, st->why[i]);
+            ctl_json_quote(b, st->d[i].why);
         }
         (void)buf_put_u8(b, '}');
     }
@@ -329,25 +329,16 @@ int ctl_status(struct ctl *x)
         free(st.replicas);
         return ctl_fail_lkc(x, rc);
     }
-    st.quiet = calloc(st.n ? st.n : 1, sizeof *st.quiet);
-    st.why = calloc(st.n ? st.n : 1, sizeof *st.why);
-    if (!st.quiet || !st.why) {
+    st.d = calloc(st.n ? st.n : 1, sizeof *st.d);
+    if (!st.d) {
         free(st.masters);
         free(st.replicas);
         free(st.s);
-        free(st.quiet);
-        free(st.why);
         return ctl_fail_lkc(x, LKC_ENOMEM);
     }
     for (size_t i = 0; i < st.n; i++) {
         st.up += st.s[i].rc == 0;
-        st.quiet[i] = -1;
-        if (st.s[i].rc == 0)
-            st.quiet[i] = ctl_quiet_left(x, st.s[i].node,
-                                         x->timeout_ms < 2000 ? x->timeout_ms : 2000);
-        else if (st.s[i].rc != LKC_ETIMEOUT &&
-                 lkc_node_failure(x->c, st.s[i].node, st.why[i], sizeof st.why[i]))
-            st.why[i][0] = 0;
+        ctl_master_detail(x, &st.s[i], &st.d[i]);
     }
     if (st.up >= (size_t)st.w)
         measure_lag(x, &st);
@@ -364,7 +355,6 @@ int ctl_status(struct ctl *x)
     free(st.masters);
     free(st.replicas);
     free(st.s);
-    free(st.quiet);
-    free(st.why);
+    free(st.d);
     return code;
 }

@@ -12,6 +12,8 @@
  */
 #include "lockerctl.h"
 
+#include "../ei_glue/term.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -172,23 +174,35 @@ int ctl_fail_term(struct ctl *x, const char *what, const char *text, size_t pos,
                     msg, caret);
 }
 
+int64_t ctl_probe_ms(const struct ctl *x)
+{
+    return x->timeout_ms < PROBE_MAX_MS ? x->timeout_ms : PROBE_MAX_MS;
+}
+
 /* lockerd:quiet_period_left() on a master: the ms it stays in its quiet
  * period after a restart, 0 when it is not in one, -1 when it cannot say
  * (a BEAM master has no such function). */
-int64_t ctl_quiet_left(struct ctl *x, const char *node, int64_t t)
+static int64_t quiet_left(struct ctl *x, const char *node)
 {
-    lkc_buf r = {NULL, 0}, text = {NULL, 0};
-    int64_t left = -1;
-    if (lkc_rpc(x->c, node, "lockerd", "quiet_period_left", NULL, 0, t, &r) == 0 &&
-        lkc_format((lkc_term){r.data, r.len}, &text) == 0 && text.data) {
-        char *end;
-        long long v = strtoll((const char *)text.data, &end, 10);
-        if (end != (const char *)text.data && v >= 0)
-            left = v;
-    }
+    lkc_buf r = {NULL, 0};
+    int64_t left = -1, v;
+    size_t pos = 1; /* after 131 */
+    if (lkc_rpc(x->c, node, "lockerd", "quiet_period_left", NULL, 0, ctl_probe_ms(x), &r) == 0 &&
+        term_get_int64(r.data, r.len, &pos, &v) == 0 && v >= 0)
+        left = v;
     lkc_buf_free(&r);
-    lkc_buf_free(&text);
     return left;
+}
+
+void ctl_master_detail(struct ctl *x, const struct lkc_master_summary *m,
+                       struct ctl_master_detail *d)
+{
+    d->quiet_ms = -1;
+    d->why[0] = 0;
+    if (m->rc == 0 || m->rc == LKC_EPROTO)
+        d->quiet_ms = quiet_left(x, m->node);
+    else if (m->rc != LKC_ETIMEOUT && lkc_node_failure(x->c, m->node, d->why, sizeof d->why))
+        d->why[0] = 0;
 }
 
 struct probe {
@@ -217,28 +231,26 @@ static void probe_masters(struct ctl *x, int quiet, struct probe *p)
 {
     struct lkc_master_summary *s = NULL;
     size_t n = 0;
-    int64_t t = x->timeout_ms < PROBE_MAX_MS ? x->timeout_ms : PROBE_MAX_MS;
     memset(p, 0, sizeof *p);
-    if (lkc_summary(x->c, t, &s, &n))
+    if (lkc_summary(x->c, ctl_probe_ms(x), &s, &n))
         return;
     for (size_t i = 0; i < n; i++) {
         const char *sep = p->down[0] ? ", " : "";
+        struct ctl_master_detail d = {.quiet_ms = 0, .why = ""};
+        if (quiet || (s[i].rc != 0 && s[i].rc != LKC_EPROTO))
+            ctl_master_detail(x, &s[i], &d);
         if (s[i].rc == 0 || s[i].rc == LKC_EPROTO) {
             p->up++;
-            int64_t left = quiet ? ctl_quiet_left(x, s[i].node, t) : 0;
-            if (left > 0) {
+            if (d.quiet_ms > 0) {
                 append(p->recov, sizeof p->recov, "%s%s for %.1f s more",
-                       p->recovering ? ", " : "", s[i].node, (double)left / 1000);
+                       p->recovering ? ", " : "", s[i].node, (double)d.quiet_ms / 1000);
                 p->recovering++;
             }
         } else if (s[i].rc == LKC_ETIMEOUT) {
             append(p->down, sizeof p->down, "%s%s (no answer in time)", sep, s[i].node);
         } else {
-            char why[256];
-            if (lkc_node_failure(x->c, s[i].node, why, sizeof why) == 0)
-                append(p->down, sizeof p->down, "%s%s (unreachable: %s)", sep, s[i].node, why);
-            else
-                append(p->down, sizeof p->down, "%s%s (unreachable)", sep, s[i].node);
+            append(p->down, sizeof p->down, "%s%s (unreachable%s%s)", sep, s[i].node,
+                   d.why[0] ? ": " : "", d.why);
         }
     }
     free(s);

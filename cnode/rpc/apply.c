@@ -179,7 +179,7 @@ static int f_quiet_period_left(struct apply *a, const struct call *c)
 {
     (void)c;
     int64_t left = server_quiet_until(a->server) - loop_now(node_loop(a->node));
-    return enc_long(&a->out, server_quiet_until(a->server) && left > 0 ? left : 0);
+    return enc_long(&a->out, left > 0 ? left : 0); /* until 0 (none): negative */
 }
 
 static int f_whereis(struct apply *a, const struct call *c)
