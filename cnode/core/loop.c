@@ -6,17 +6,20 @@
  * O(log n). Deferred frees are a growable array drained after hooks.
  *
  * Coalescing (loop_set_coalesce): under many independent callers each
- * wakeup finds one or two frames, and the sleep/wake pair per message
+ * wakeup finds one or two messages, and the sleep/wake pair per message
  * (plus the sender's cost of waking us) dominates both lockerd's and its
  * peers' CPU. So after an iteration that did work, a loop in coalescing
  * mode sleeps a short while and then polls without blocking: what arrived
  * meanwhile is read and answered in one batch, one write per peer. That
- * only pays when frames keep arriving independently of our answers; a
+ * only pays when messages keep arriving independently of our answers; a
  * lone request-reply caller would just wait longer. So the mode is
- * adaptive: it turns on when a wakeup finds a natural batch (>= 3 frames)
- * and off after 4 sleeps in a row that gathered fewer than 2 frames, then
- * stays off for 256 iterations. Work is counted by the I/O layer
- * (loop_note_work, one per frame).
+ * adaptive, on a signal a lone caller cannot give: the largest batch of
+ * messages one connection brought in one iteration (loop_note_work). A
+ * caller that waits for each reply sends one message at a time however
+ * many masters it talks to; many callers behind one peer send many. The
+ * mode turns on when a wakeup finds such a batch (>= 3 messages) and off
+ * after 4 sleeps in a row that gathered smaller ones (< 2), then stays off
+ * for 256 iterations.
  */
 #include "loop.h"
 
@@ -58,7 +61,7 @@ struct loop {
         int bad;         /* unproductive sleeps in a row */
         int cooldown;    /* iterations before it may turn on again */
         int sleep_next;  /* sleep before the next poll */
-        size_t work;     /* frames this iteration */
+        size_t work;     /* largest batch noted this iteration */
     } co;
 };
 
@@ -70,7 +73,11 @@ void loop_set_coalesce(struct loop *l, long us)
     if (!l->co.us)
         l->co.on = l->co.sleep_next = 0;
 }
-void loop_note_work(struct loop *l, size_t n) { l->co.work += n; }
+void loop_note_work(struct loop *l, size_t n)
+{
+    if (n > l->co.work)
+        l->co.work = n;
+}
 int loop_coalescing(const struct loop *l) { return l->co.on; }
 
 /* End of an iteration: update the adaptive state; slept says whether this

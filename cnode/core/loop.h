@@ -75,8 +75,9 @@ const struct hist *loop_iter_hist(const struct loop *l);
 
 /* Adaptive coalescing of busy periods (see loop.c): after an iteration
  * that did work, sleep `us` microseconds before polling again, while that
- * keeps gathering batches. 0 (the default) disables it. The I/O layer
- * reports its work (frames handled) with loop_note_work. */
+ * keeps gathering batches. 0 disables it. The I/O layer reports the
+ * batches it handles with loop_note_work: n is how many messages one
+ * source has brought so far this iteration (the loop keeps the largest). */
 void loop_set_coalesce(struct loop *l, long us);
 void loop_note_work(struct loop *l, size_t n);
 int loop_coalescing(const struct loop *l);

@@ -289,6 +289,7 @@ static void conn_loopback_deliver(struct conn *c)
 {
     struct buf work = c->out;
     buf_init(&c->out);
+    c->batch = 0;
     size_t pos = work.off;
     while (pos < work.len) {
         const uint8_t *body;
@@ -445,6 +446,7 @@ static void conn_note_reply(struct conn *c, size_t before)
 static void conn_process_frames(struct conn *c)
 {
     struct conn_set *s = c->set;
+    c->batch = 0; /* messages among these frames, counted by on_frame */
     while (c->state == CONN_UP && buf_size(&c->in) && !c->throttled) {
         const uint8_t *body;
         size_t blen;
@@ -462,7 +464,6 @@ static void conn_process_frames(struct conn *c)
             if (conn_throttle_check(c))
                 return;
             size_t before = buf_size(&c->out);
-            loop_note_work(s->loop, 1);
             s->ops.on_frame(s->ud, c, body, blen);
             if (c->state == CONN_CLOSED)
                 return;

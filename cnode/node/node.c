@@ -513,6 +513,10 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
     switch (m.op) {
     case CTRL_REG_SEND:
     case CTRL_SEND:
+        /* The coalescing signal counts messages per connection, not
+         * frames: one call also brings a MONITOR_P and the previous
+         * call's DEMONITOR_P, three frames from a lone caller. */
+        loop_note_work(n->loop, ++c->batch);
         node_deliver_local(n, c, &m);
         break;
     case CTRL_MONITOR_P:
