@@ -14,7 +14,7 @@
  * only pays when messages keep arriving independently of our answers; a
  * lone request-reply caller would just wait longer. So the mode is
  * adaptive, on a signal a lone caller cannot give: the largest batch of
- * messages one connection brought in one iteration (loop_note_work). A
+ * messages one connection brought in one read (loop_note_work). A
  * caller that waits for each reply sends one message at a time however
  * many masters it talks to; many callers behind one peer send many. The
  * mode turns on when a wakeup finds such a batch (>= 3 messages) and off

@@ -77,7 +77,8 @@ const struct hist *loop_iter_hist(const struct loop *l);
  * that did work, sleep `us` microseconds before polling again, while that
  * keeps gathering batches. 0 disables it. The I/O layer reports the
  * batches it handles with loop_note_work: n is how many messages one
- * source has brought so far this iteration (the loop keeps the largest). */
+ * source's current read has brought so far (the loop keeps the largest
+ * of the iteration). */
 void loop_set_coalesce(struct loop *l, long us);
 void loop_note_work(struct loop *l, size_t n);
 int loop_coalescing(const struct loop *l);
