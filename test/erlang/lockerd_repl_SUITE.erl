@@ -228,10 +228,16 @@ replica_wakes_waiters(Config) ->
     M = ?config(master, Config),
     K = key(Config),
     Tag1 = raw_call(R, {wait_for, K, 10000}),
+    %% The waiter must be queued before the write reaches the replica by
+    %% another path (the master's push): the library queues a wait_for even
+    %% for a key already held (D2) and only a later replayed write wakes it.
+    %% A call on the same connection is answered after the wait_for is.
+    queued_on(R),
     ?assertEqual({ok, 1, 1, 1}, lkr:lock(K, arrived, 30000)),
     ?assertEqual({ok, arrived}, reply_within(Tag1, 5000)),
     ?assertEqual({ok, arrived}, wait_replica(Config, K, {ok, arrived})),
     Tag2 = raw_call(R, {wait_for_release, K, 10000}),
+    queued_on(R),
     T = make_ref(),
     ?assertEqual(ok, gen_server:call({locker, M}, {get_write_lock, K, arrived, T})),
     ?assertEqual(ok, gen_server:call({locker, M}, {release, K, arrived, T})),
@@ -246,6 +252,13 @@ raw_call(Node, Req) ->
     Tag = [alias | alias()],
     erlang:send({locker, Node}, {'$gen_call', {self(), Tag}, Req}),
     Tag.
+
+%% Messages from one process to one node arrive in order, and the server
+%% handles them in order: once this call is answered, what this process sent
+%% it before has been handled.
+queued_on(Node) ->
+    {ok, _, _, _, _, _} = lockerd_ct:debug_state(Node),
+    ok.
 
 reply_within(Tag, Timeout) ->
     receive {Tag, Reply} -> Reply after Timeout -> no_reply end.
