@@ -30,6 +30,11 @@
 #include "server/server.h"
 
 #define LOCKERD_VERSION "0.1.0"
+/* --coalesce-us by default: adaptive, so it only acts while one peer keeps
+ * sending batches (many callers behind it); see cnode/core/loop.c. */
+#define LOCKERD_COALESCE_US 500
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct opts {
     char name[256];
@@ -146,7 +151,7 @@ static void usage(FILE *f)
         "                         for up to US microseconds after each busy iteration\n"
         "                         and answer it in one batch: fewer wakeups for\n"
         "                         CPU-bound BEAM clients, more latency for fast ones\n"
-        "                         (default 0: off; see README)\n"
+        "                         (default " STR(LOCKERD_COALESCE_US) "; 0: off; see README)\n"
         "  --port P               distribution port (default: any free port)\n"
         "  --listen ADDR          listen address (default: all IPv4 addresses)\n"
         "  --log-level LEVEL      debug | info | warn | error (default info)\n"
@@ -484,6 +489,7 @@ int main(int argc, char **argv)
         .net_ticktime = 60,
         .level = LOG_INFO,
         .quiet_ms = -1,
+        .coalesce_us = LOCKERD_COALESCE_US,
     };
     char err[1024] = "";
     if (parse_opts(argc, argv, &o))

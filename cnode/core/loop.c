@@ -73,6 +73,7 @@ void loop_set_coalesce(struct loop *l, long us)
     if (!l->co.us)
         l->co.on = l->co.sleep_next = 0;
 }
+long loop_get_coalesce(const struct loop *l) { return l->co.us; }
 void loop_note_work(struct loop *l, size_t n)
 {
     if (n > l->co.work)

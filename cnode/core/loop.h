@@ -80,6 +80,7 @@ const struct hist *loop_iter_hist(const struct loop *l);
  * source's current read has brought so far (the loop keeps the largest
  * of the iteration). */
 void loop_set_coalesce(struct loop *l, long us);
+long loop_get_coalesce(const struct loop *l);
 void loop_note_work(struct loop *l, size_t n);
 int loop_coalescing(const struct loop *l);
 int loop_run(struct loop *l);   /* until loop_stop; 0 or -errno */

@@ -149,6 +149,13 @@ static int f_set_coalesce(struct apply *a, const struct call *c)
     return enc_atom(&a->out, "ok");
 }
 
+/* lockerd:coalesce(): the node's current --coalesce-us. */
+static int f_coalesce(struct apply *a, const struct call *c)
+{
+    (void)c;
+    return enc_long(&a->out, loop_get_coalesce(node_loop(a->node)));
+}
+
 /* lockerd:set_X(true | false): switch a server setting; ok. */
 static int set_bool(struct apply *a, const struct call *c,
                     void (*set)(struct server *, int))
@@ -813,6 +820,7 @@ static const struct {
     {"locker", "start_link", 1, f_start_link},
     {"locker", "start_link", 4, f_start_link},
     {"lockerd", "set_coalesce", 1, f_set_coalesce},
+    {"lockerd", "coalesce", 0, f_coalesce},
     {"lockerd", "set_eager_push", 1, f_set_eager_push},
     {"lockerd", "set_release_on_exit", 1, f_set_release_on_exit},
     {"lockerd", "quiet_period_left", 0, f_quiet_period_left},

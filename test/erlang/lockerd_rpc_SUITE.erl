@@ -203,11 +203,14 @@ bad_arguments(Config) ->
     %% The node is unharmed.
     ?assertEqual({error, not_found}, rpc:call(L, locker, dirty_read, [key(Config)])).
 
-%% lockerd:set_coalesce/1 tunes --coalesce-us of a running node; the node
-%% keeps answering with it on, and refuses values out of range.
+%% lockerd:set_coalesce/1 tunes --coalesce-us of a running node (500 by
+%% default; lockerd:coalesce/0 reads it); the node keeps answering with it
+%% on, and refuses values out of range.
 set_coalesce_at_run_time(Config) ->
     L = first(Config),
+    ?assertEqual(500, rpc:call(L, lockerd, coalesce, [])),
     ?assertEqual(ok, rpc:call(L, lockerd, set_coalesce, [200])),
+    ?assertEqual(200, rpc:call(L, lockerd, coalesce, [])),
     K = key(Config),
     ?assertMatch({ok, _, _, _}, lkr:lock(K, v, 5000)),
     [?assertEqual({ok, v}, rpc:call(L, locker, dirty_read, [K])) || _ <- lists:seq(1, 20)],
@@ -215,7 +218,10 @@ set_coalesce_at_run_time(Config) ->
                  rpc:call(L, lockerd, set_coalesce, [-1])),
     ?assertMatch({badrpc, {'EXIT', {function_clause, _}}},
                  rpc:call(L, lockerd, set_coalesce, [fast])),
+    ?assertEqual(200, rpc:call(L, lockerd, coalesce, [])),
     ?assertEqual(ok, rpc:call(L, lockerd, set_coalesce, [0])),
+    ?assertEqual(0, rpc:call(L, lockerd, coalesce, [])),
+    ?assertEqual(ok, rpc:call(L, lockerd, set_coalesce, [500])),
     [#{log := Log}] = [H || #{node := N} = H <- ?config(handles, Config), N =:= L],
     InLog = fun(Text) ->
                     fun() -> {ok, B} = file:read_file(Log), binary:match(B, Text) =/= nomatch end
