@@ -98,9 +98,13 @@ cfg_json(Cfg) ->
     maps:with([runs, seconds, vis_seconds, quick, leases, conc, scenarios, cap_nodes, cap_procs, cap_batch,
                cap_c_window, insert_window, insert], Cfg).
 
+%% Odd runs measure lockerd first, even runs the BEAM cluster first, so
+%% that neither always has the machine fresh (or warm).
 one_run(Run, Cfg) ->
-    L = cluster_run(lockerd, Run, Cfg),
-    B = cluster_run(beam, Run, Cfg),
+    {L, B} = case Run rem 2 of
+                 1 -> L0 = cluster_run(lockerd, Run, Cfg), {L0, cluster_run(beam, Run, Cfg)};
+                 0 -> B0 = cluster_run(beam, Run, Cfg), {cluster_run(lockerd, Run, Cfg), B0}
+             end,
     Figs = maps:merge(prefix("lockerd.", L), prefix("beam.", B)),
     maps:merge(Figs, ratios(L, B)).
 
@@ -118,7 +122,8 @@ ratios(L, B) ->
 coalesced_ratio(L, B) ->
     [{"ratio.coalesced_over_beam.c" ++ integer_to_list(N) ++ "." ++ F,
       V / maps:get("s1.beam_clients.c" ++ integer_to_list(N) ++ "." ++ F, B)}
-     || N <- [1, 16, 64, 256], F <- ["pairs_per_s", "p50_us", "p99_us", "p999_us"],
+     || N <- [1, 16, 64, 256],
+        F <- ["pairs_per_s", "p50_us", "p99_us", "p999_us", "client_us_per_pair", "masters_us_per_pair"],
         {ok, V} <- [maps:find("s1.beam_clients_coalesced.c" ++ integer_to_list(N) ++ "." ++ F, L)],
         maps:get("s1.beam_clients.c" ++ integer_to_list(N) ++ "." ++ F, B, 0) > 0]
     %% lockerd with --eager-push over the BEAM cluster's visibility
@@ -197,34 +202,90 @@ beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Co
               {C0, M0, T0} = {cpu_ticks(CH), lists:map(fun cpu_ticks/1, MH), now_ms()},
               R0 = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
               Wall = (now_ms() - T0) / 1000 * clk_tck(),
-              R = R0#{client_cpu => (cpu_ticks(CH) - C0) / Wall,
-                      masters_cpu => lists:sum([cpu_ticks(H) - M || {H, M} <- lists:zip(MH, M0)])
-                                     / Wall},
+              ClientCpu = (cpu_ticks(CH) - C0) / Wall,
+              MastersCpu = lists:sum([cpu_ticks(H) - M || {H, M} <- lists:zip(MH, M0)]) / Wall,
+              %% CPU time per lock+release pair, us: cores / (pairs/s)
+              PerPair = fun(Cores) -> per_pair(Cores, maps:get(pairs_per_s, R0)) end,
+              R = R0#{client_cpu => ClientCpu, masters_cpu => MastersCpu,
+                      client_us_per_pair => PerPair(ClientCpu),
+                      masters_us_per_pair => PerPair(MastersCpu)},
               say("  s1 ~s ~s c~p: ~.1f pairs/s p50 ~p us p99 ~p us; "
-                  "CPU client ~.2f masters ~.2f cores",
+                  "CPU client ~.2f masters ~.2f cores, per pair ~p / ~p us",
                   [maps:get(kind, Ctx), What, N, maps:get(pairs_per_s, R),
-                   maps:get(p50_us, R), maps:get(p99_us, R),
-                   maps:get(client_cpu, R), maps:get(masters_cpu, R)]),
+                   maps:get(p50_us, R), maps:get(p99_us, R), ClientCpu, MastersCpu,
+                   maps:get(client_us_per_pair, R), maps:get(masters_us_per_pair, R)]),
               maps:merge(Acc, pick("s1." ++ What ++ ".c" ++ integer_to_list(N),
                                    R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
-                                       errors, client_cpu, masters_cpu]))
+                                       errors, client_cpu, masters_cpu,
+                                       client_us_per_pair, masters_us_per_pair]))
       end, #{}, Concs).
 
+per_pair(_Cores, Pairs) when Pairs =< 0 -> null;
+per_pair(Cores, Pairs) -> round(Cores * 1.0e6 / Pairs).
+
+%% Sets --coalesce-us on every master; returns what they had.
 set_coalesce(#{masters := Masters}, Us) ->
-    [ok = erpc:call(M, lockerd, set_coalesce, [Us], 5000) || M <- Masters],
+    [begin
+         Old = erpc:call(M, lockerd, coalesce, [], 5000),
+         ok = erpc:call(M, lockerd, set_coalesce, [Us], 5000),
+         Old
+     end || M <- Masters].
+
+%% The split variant: the client node's threads on the first CPU, every
+%% master's on the others, so neither side's figures carry the other's
+%% scheduling; afterwards all of them may use every CPU again.
+split_cpus(#{client := CH, mh := MH}) ->
+    case online_cpus() of
+        [First | Rest] when Rest =/= [] ->
+            pin(CH, [First]),
+            [pin(H, Rest) || H <- MH],
+            {ok, [First | Rest]};
+        _ ->
+            skip
+    end.
+
+unsplit_cpus(#{client := CH, mh := MH}, All) ->
+    [pin(H, All) || H <- [CH | MH]],
     ok.
+
+online_cpus() ->
+    {ok, Set} = file:read_file("/sys/devices/system/cpu/online"),
+    lists:append([case string:lexemes(R, "-") of
+                      [A] -> [binary_to_integer(A)];
+                      [A, B] -> lists:seq(binary_to_integer(A), binary_to_integer(B))
+                  end || R <- string:lexemes(string:trim(Set), ",")]).
+
+pin(#{os_pid := Pid}, Cpus) ->
+    List = lists:join(",", [integer_to_list(C) || C <- Cpus]),
+    Out = os:cmd(lists:flatten(["taskset -a -cp ", List, " ", Pid, " >/dev/null 2>&1; echo $?"])),
+    case string:trim(Out) of
+        "0" -> ok;
+        _ -> error({taskset_failed, Pid, Cpus})
+    end.
 
 %% 1. lock+release pairs, distinct keys: BEAM client processes, then the C
 %% client library with N pairs in flight.
 scenario(1, #{cfg := Cfg} = Ctx) ->
     Beam = beam_pairs(Ctx, "beam_clients", maps:get(conc, Cfg)),
-    %% lockerd with --coalesce-us (BENCH_COALESCE_US, default 1000; "0"
-    %% skips), set at run time on the same masters: BEAM clients again.
-    Coal = case {maps:get(kind, Ctx), list_to_integer(env("BENCH_COALESCE_US", "1000"))} of
-               {lockerd, Us} when Us > 0 ->
-                   set_coalesce(Ctx, Us),
+    %% The same with the client node and the masters on separate CPUs
+    %% (BENCH_SPLIT=0 skips it).
+    Split = case env("BENCH_SPLIT", "1") =:= "1" andalso split_cpus(Ctx) of
+                {ok, All} ->
+                    try beam_pairs(Ctx, "beam_clients_split", maps:get(conc, Cfg))
+                    after unsplit_cpus(Ctx, All)
+                    end;
+                _ ->
+                    #{}
+            end,
+    %% lockerd with another --coalesce-us (BENCH_COALESCE_US; unset skips,
+    %% 0 is coalescing off), set at run time on the same masters: BEAM
+    %% clients again, then the masters' own setting back.
+    Coal = case {maps:get(kind, Ctx), env("BENCH_COALESCE_US", "")} of
+               {lockerd, Us} when Us =/= "" ->
+                   Old = set_coalesce(Ctx, list_to_integer(Us)),
                    try beam_pairs(Ctx, "beam_clients_coalesced", maps:get(conc, Cfg))
-                   after set_coalesce(Ctx, 0)
+                   after [ok = erpc:call(M, lockerd, set_coalesce, [O], 5000)
+                          || {M, O} <- lists:zip(maps:get(masters, Ctx), Old)]
                    end;
                _ ->
                    #{}
@@ -244,7 +305,7 @@ scenario(1, #{cfg := Cfg} = Ctx) ->
                                        ["pairs_per_s", "lock_p50_us", "lock_p99_us",
                                         "lock_p999_us", "lock_max_us", "errors"]))
           end, #{}, maps:get(conc, Cfg)),
-    maps:merge(maps:merge(Beam, Coal), C);
+    maps:merge(maps:merge(maps:merge(Beam, Split), Coal), C);
 
 %% 2. contention: 16 clients over 10 keys.
 scenario(2, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
@@ -576,9 +637,25 @@ headline(Agg) ->
           ["lockerd.s1.beam_clients_coalesced.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s"]},
          {lock_p99_ratio_64_coalesced, "ratio.coalesced_over_beam.c64.p99_us",
           ["lockerd.s1.beam_clients_coalesced.c64.p99_us", "beam.s1.beam_clients.c64.p99_us"]},
-         {c_client_pairs_per_s_ratio, "ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s",
-          ["lockerd.s1.c_client.c64.pairs_per_s", "beam.s1.beam_clients.c64.pairs_per_s",
-           "beam.s1.c_client.c64.pairs_per_s"]},
+         {pairs_per_s_ratio_1, "ratio.s1.beam_clients.c1.pairs_per_s",
+          ["lockerd.s1.beam_clients.c1.pairs_per_s", "beam.s1.beam_clients.c1.pairs_per_s"]},
+         {lock_p99_ratio_1, "ratio.s1.beam_clients.c1.p99_us",
+          ["lockerd.s1.beam_clients.c1.p99_us", "beam.s1.beam_clients.c1.p99_us"]}]
+        ++ [{list_to_atom("client_cpu_per_pair_ratio_" ++ i2l(N)),
+             "ratio.s1.beam_clients.c" ++ i2l(N) ++ ".client_us_per_pair",
+             ["lockerd.s1.beam_clients.c" ++ i2l(N) ++ ".client_us_per_pair",
+              "beam.s1.beam_clients.c" ++ i2l(N) ++ ".client_us_per_pair"]}
+            || N <- [1, 16, 64, 256]]
+        ++ [{pairs_per_s_ratio_64_split, "ratio.s1.beam_clients_split.c64.pairs_per_s",
+             ["lockerd.s1.beam_clients_split.c64.pairs_per_s",
+              "beam.s1.beam_clients_split.c64.pairs_per_s",
+              "ratio.s1.beam_clients_split.c64.p99_us",
+              "ratio.s1.beam_clients_split.c64.client_us_per_pair"]},
+         %% C clients on both kinds of master: the same client on each side
+         {c_client_pairs_per_s_ratio, "ratio.s1.c_client.c64.pairs_per_s",
+          ["lockerd.s1.c_client.c64.pairs_per_s", "beam.s1.c_client.c64.pairs_per_s",
+           "beam.s1.beam_clients.c64.pairs_per_s",
+           "ratio.c_lockerd_over_beamclients_beam.c64.pairs_per_s"]},
          {master_calls_per_s, "lockerd.s3.calls_per_s",
           ["beam.s3.calls_per_s", "ratio.s3.calls_per_s", "lockerd.s3.cpu_us_per_call",
            "beam.s3.cpu_us_per_call", "lockerd.s3.c_gen.calls_per_s",
@@ -592,9 +669,13 @@ headline(Agg) ->
          {mass_expiry_max_delay_ms, "lockerd.s5.max_delay_ms",
           ["beam.s5.max_delay_ms", "lockerd.s5.baseline_max_delay_ms",
            "beam.s5.baseline_max_delay_ms"]},
-         {replica_visibility_p99_ms, "lockerd.s6.eager.p99_ms",
-          ["lockerd.s6.eager.p50_ms", "lockerd.s6.p99_ms", "lockerd.s6.p50_ms",
-           "beam.s6.p99_ms", "beam.s6.p50_ms"]}],
+         %% replica visibility, both pairs: the periodic push on both sides,
+         %% and lockerd's default eager push against BEAM's periodic push
+         {replica_visibility_p99_ratio_periodic, "ratio.s6.p99_ms",
+          ["lockerd.s6.p99_ms", "lockerd.s6.p50_ms", "beam.s6.p99_ms", "beam.s6.p50_ms"]},
+         {replica_visibility_p99_ratio_eager, "ratio.s6.eager.p99_ms",
+          ["lockerd.s6.eager.p99_ms", "lockerd.s6.eager.p50_ms", "beam.s6.p99_ms",
+           "beam.s6.p50_ms"]}],
     maps:from_list([{Name, #{figure => list_to_binary(Main),
                              value => maps:get(Main, Agg, null),
                              raw => maps:from_list([{list_to_binary(R), maps:get(R, Agg, null)}
@@ -612,13 +693,21 @@ table(Agg, Cfg) ->
          || N <- maps:get(conc, Cfg), P <- ["p50", "p99", "p999"]] ++
         [{"s1 BEAM clients c" ++ i2l(N) ++ " CPU " ++ W ++ " (cores)", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ W ++ "_cpu"}
          || N <- maps:get(conc, Cfg), W <- ["client", "masters"]] ++
-        %% lockerd coalescing vs the same BEAM figures as above
-        [{"s1 coalesced c" ++ i2l(N) ++ " " ++ T, "s1.beam_clients_coalesced.c" ++ i2l(N) ++ "." ++ F,
+        [{"s1 BEAM clients c" ++ i2l(N) ++ " CPU " ++ W ++ " us/pair", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ W ++ "_us_per_pair"}
+         || N <- maps:get(conc, Cfg), W <- ["client", "masters"]] ++
+        %% client node and masters on separate CPUs
+        [{"s1 split c" ++ i2l(N) ++ " " ++ T, "s1.beam_clients_split.c" ++ i2l(N) ++ "." ++ F}
+         || N <- maps:get(conc, Cfg),
+            {T, F} <- [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"},
+                       {"lock p99 us", "p99_us"}, {"CPU client us/pair", "client_us_per_pair"},
+                       {"CPU masters us/pair", "masters_us_per_pair"}]] ++
+        %% lockerd with BENCH_COALESCE_US vs the same BEAM figures as above
+        [{"s1 coalesce-us alt c" ++ i2l(N) ++ " " ++ T, "s1.beam_clients_coalesced.c" ++ i2l(N) ++ "." ++ F,
           "s1.beam_clients.c" ++ i2l(N) ++ "." ++ F, "coalesced_over_beam.c" ++ i2l(N) ++ "." ++ F}
          || N <- maps:get(conc, Cfg),
             {T, F} <- [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"},
-                       {"lock p99 us", "p99_us"}, {"CPU client (cores)", "client_cpu"},
-                       {"CPU masters (cores)", "masters_cpu"}]] ++
+                       {"lock p99 us", "p99_us"}, {"CPU client us/pair", "client_us_per_pair"},
+                       {"CPU masters us/pair", "masters_us_per_pair"}]] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " pairs/s", "s1.c_client.c" ++ i2l(N) ++ ".pairs_per_s"}
          || N <- maps:get(conc, Cfg)] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.c_client.c" ++ i2l(N) ++ ".lock_" ++ P ++ "_us"}
