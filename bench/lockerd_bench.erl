@@ -223,13 +223,16 @@ beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Co
 per_pair(_Cores, Pairs) when Pairs =< 0 -> null;
 per_pair(Cores, Pairs) -> round(Cores * 1.0e6 / Pairs).
 
-%% Sets --coalesce-us on every master; returns what they had.
-set_coalesce(#{masters := Masters}, Us) ->
+%% Sets --coalesce-us on every master (one value for all, or one per
+%% master); returns what they had, in the same per-master form.
+set_coalesce(#{masters := Masters} = Ctx, Us) when is_integer(Us) ->
+    set_coalesce(Ctx, [Us || _ <- Masters]);
+set_coalesce(#{masters := Masters}, PerMaster) ->
     [begin
          Old = erpc:call(M, lockerd, coalesce, [], 5000),
          ok = erpc:call(M, lockerd, set_coalesce, [Us], 5000),
          Old
-     end || M <- Masters].
+     end || {M, Us} <- lists:zip(Masters, PerMaster)].
 
 %% The split variant: the client node's threads on the first CPU, every
 %% master's on the others, so neither side's figures carry the other's
@@ -284,8 +287,7 @@ scenario(1, #{cfg := Cfg} = Ctx) ->
                {lockerd, Us} when Us =/= "" ->
                    Old = set_coalesce(Ctx, list_to_integer(Us)),
                    try beam_pairs(Ctx, "beam_clients_coalesced", maps:get(conc, Cfg))
-                   after [ok = erpc:call(M, lockerd, set_coalesce, [O], 5000)
-                          || {M, O} <- lists:zip(maps:get(masters, Ctx), Old)]
+                   after set_coalesce(Ctx, Old)
                    end;
                _ ->
                    #{}
