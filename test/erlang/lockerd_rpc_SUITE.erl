@@ -200,6 +200,9 @@ bad_arguments(Config) ->
                  rpc:call(L, locker, lock, [key(Config), v, not_a_length])),
     ?assertMatch({badrpc, {'EXIT', {function_clause, _}}},
                  rpc:call(L, locker, set_w, [not_a_list, 2])),
+    %% lockerd's own switches take a boolean and nothing else.
+    [?assertMatch({badrpc, {'EXIT', {function_clause, _}}}, rpc:call(L, lockerd, F, [A]))
+     || F <- [set_eager_push, set_release_on_exit], A <- [yes, 1, [true]]],
     %% The node is unharmed.
     ?assertEqual({error, not_found}, rpc:call(L, locker, dirty_read, [key(Config)])).
 
