@@ -66,6 +66,14 @@ echo
 echo "==== Common Test summary ===="
 grep -E '^(Failed|Skipped|Passed|All) ' "$out" || echo "(no summary line from rebar3)"
 grep -E 'Results written to' "$out" || true
+# Failed cases again here, at the end, where a truncated log still shows
+# them (rebar3 prints them where they happen, amid the progress dots).
+if grep -qE '^%%% .* ==> ' "$out"; then
+    echo "---- failed cases ----"
+    sed 's/\x1b\[[0-9;]*m//g' "$out" |
+        awk '/^%%% .* ==> / { on = 1; print; next } on && /^ / { print; next } { on = 0 }' |
+        cut -c1-400 | head -n 60
+fi
 
 # "Skipped N (User, Auto) tests"
 read -r user_skipped auto_skipped < <(sed -nE 's/.*Skipped [0-9]+ \(([0-9]+), ([0-9]+)\) tests.*/\1 \2/p' "$out" | tail -n 1)
