@@ -7,7 +7,7 @@
 %% lkr_server (as a non-master) for its meta.
 -module(bench_load).
 
--export([pairs/3, contention/3, capacity/4, insert/5, steady/3, visibility/3,
+-export([pairs/3, paced_pairs/4, contention/3, capacity/4, insert/5, steady/3, visibility/3,
          percentiles/1, clocks/0]).
 
 -define(LEASE, 2000).
@@ -16,10 +16,24 @@
 %% Scenario 1: N processes, each locking and releasing its own key.
 %% LatFile: undefined or a file to write every lock latency to.
 pairs(N, Seconds, LatFile) ->
+    paced_pairs(N, 0, Seconds, LatFile).
+
+%% The same at a fixed offered load: Rate pairs/s over all N processes
+%% (0: as fast as they go). Each process starts a pair every N/Rate
+%% seconds on its own schedule (staggered across processes), right away
+%% when it is behind, so both clusters are given the same work and the
+%% client's CPU compares like with like.
+paced_pairs(N, Rate, Seconds, LatFile) ->
     warmup(),
-    Deadline = now_us() + round(Seconds * 1000000),
+    Start = now_us(),
+    Deadline = Start + round(Seconds * 1000000),
+    Every = case Rate of 0 -> 0; _ -> N * 1000000 / Rate end,
     Node = node(),
-    Results = run_procs(N, fun(I) -> pair_loop({bench_pair, Node, I}, Deadline, 0, 0, []) end),
+    Results = run_procs(N, fun(I) ->
+                                   First = Start + Every * (I - 1) / N,
+                                   pair_loop({bench_pair, Node, I}, {First, Every}, Deadline,
+                                             0, 0, [])
+                           end),
     T = Seconds,
     Lats = lists:append([L || {_, _, L} <- Results]),
     Pairs = lists:sum([P || {P, _, _} <- Results]),
@@ -28,21 +42,27 @@ pairs(N, Seconds, LatFile) ->
     maps:merge(#{procs => N, pairs => Pairs, pairs_per_s => Pairs / T, errors => Errors},
                percentiles(Lats)).
 
-pair_loop(Key, Deadline, Pairs, Errors, Lats) ->
+%% Next: {when the next pair is due (us), the interval (0: no pacing)}.
+pair_loop(Key, {Due, Every}, Deadline, Pairs, Errors, Lats) ->
+    Wait = round(Due - now_us()) div 1000,
+    Wait > 0 andalso timer:sleep(Wait),
     case now_us() >= Deadline of
         true ->
             {Pairs, Errors, Lats};
         false ->
             T0 = now_us(),
+            Next1 = {Due + Every, Every},
             case lkr:lock(Key, self(), ?LEASE) of
                 {ok, _, _, _} ->
                     Lat = now_us() - T0,
                     case lkr:release(Key, self()) of
-                        {ok, _, _, _} -> pair_loop(Key, Deadline, Pairs + 1, Errors, [Lat | Lats]);
-                        _ -> pair_loop(Key, Deadline, Pairs, Errors + 1, [Lat | Lats])
+                        {ok, _, _, _} ->
+                            pair_loop(Key, Next1, Deadline, Pairs + 1, Errors, [Lat | Lats]);
+                        _ ->
+                            pair_loop(Key, Next1, Deadline, Pairs, Errors + 1, [Lat | Lats])
                     end;
                 _ ->
-                    pair_loop(Key, Deadline, Pairs, Errors + 1, Lats)
+                    pair_loop(Key, Next1, Deadline, Pairs, Errors + 1, Lats)
             end
     end.
 

@@ -194,31 +194,49 @@ peer_opts() ->
 %% BEAM client processes locking and releasing their own keys, at each
 %% concurrency, with the CPU of the client node and of the masters over
 %% each run (in cores: where the bound lies).
-beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Concs) ->
+beam_pairs(Ctx, What, Concs) ->
+    beam_pairs(Ctx, What, Concs, 0).
+
+%% Rate: the offered load in pairs/s over all processes (0: closed loop).
+beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Concs, Rate) ->
     Secs = maps:get(seconds, Cfg),
     lists:foldl(
       fun(N, Acc) ->
               LatFile = sample_file(Ctx, What, N),
               {C0, M0, T0} = {cpu_ticks(CH), lists:map(fun cpu_ticks/1, MH), now_ms()},
-              R0 = erpc:call(CN, bench_load, pairs, [N, Secs, LatFile], call_to(Secs)),
+              {V0, I0} = switches(CH),
+              R0 = erpc:call(CN, bench_load, paced_pairs, [N, Rate, Secs, LatFile],
+                             call_to(Secs)),
               Wall = (now_ms() - T0) / 1000 * clk_tck(),
               ClientCpu = (cpu_ticks(CH) - C0) / Wall,
               MastersCpu = lists:sum([cpu_ticks(H) - M || {H, M} <- lists:zip(MH, M0)]) / Wall,
+              {V1, I1} = switches(CH),
+              Pairs = maps:get(pairs, R0),
               %% CPU time per lock+release pair, us: cores / (pairs/s)
               PerPair = fun(Cores) -> per_pair(Cores, maps:get(pairs_per_s, R0)) end,
               R = R0#{client_cpu => ClientCpu, masters_cpu => MastersCpu,
                       client_us_per_pair => PerPair(ClientCpu),
-                      masters_us_per_pair => PerPair(MastersCpu)},
+                      masters_us_per_pair => PerPair(MastersCpu),
+                      %% the client's threads going to sleep (voluntary
+                      %% context switches) and being preempted, per pair
+                      client_sleeps_per_pair => ratio_or_null(V1 - V0, Pairs),
+                      client_preempted_per_pair => ratio_or_null(I1 - I0, Pairs)},
               say("  s1 ~s ~s c~p: ~.1f pairs/s p50 ~p us p99 ~p us; "
-                  "CPU client ~.2f masters ~.2f cores, per pair ~p / ~p us",
+                  "CPU client ~.2f masters ~.2f cores, per pair ~p / ~p us; "
+                  "client sleeps ~p preempted ~p per pair",
                   [maps:get(kind, Ctx), What, N, maps:get(pairs_per_s, R),
                    maps:get(p50_us, R), maps:get(p99_us, R), ClientCpu, MastersCpu,
-                   maps:get(client_us_per_pair, R), maps:get(masters_us_per_pair, R)]),
+                   maps:get(client_us_per_pair, R), maps:get(masters_us_per_pair, R),
+                   maps:get(client_sleeps_per_pair, R), maps:get(client_preempted_per_pair, R)]),
               maps:merge(Acc, pick("s1." ++ What ++ ".c" ++ integer_to_list(N),
                                    R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
                                        errors, client_cpu, masters_cpu,
-                                       client_us_per_pair, masters_us_per_pair]))
+                                       client_us_per_pair, masters_us_per_pair,
+                                       client_sleeps_per_pair, client_preempted_per_pair]))
       end, #{}, Concs).
+
+ratio_or_null(_, 0) -> null;
+ratio_or_null(A, B) -> round(A / B * 10) / 10.
 
 per_pair(_Cores, Pairs) when Pairs =< 0 -> null;
 per_pair(Cores, Pairs) -> round(Cores * 1.0e6 / Pairs).
@@ -280,6 +298,15 @@ scenario(1, #{cfg := Cfg} = Ctx) ->
                 _ ->
                     #{}
             end,
+    %% The same offered load on both clusters (BENCH_PACED_RATE pairs/s,
+    %% 0 skips), below what either carries: what the client node spends
+    %% for the same work (one process cannot be paced above its own
+    %% closed-loop rate, so not at 1).
+    Paced = case list_to_integer(env("BENCH_PACED_RATE", "2000")) of
+                0 -> #{};
+                Rate -> beam_pairs(Ctx, "beam_clients_paced",
+                                   [N || N <- maps:get(conc, Cfg), N > 1], Rate)
+            end,
     %% lockerd with another --coalesce-us (BENCH_COALESCE_US; unset skips,
     %% 0 is coalescing off), set at run time on the same masters: BEAM
     %% clients again, then the masters' own setting back.
@@ -307,7 +334,7 @@ scenario(1, #{cfg := Cfg} = Ctx) ->
                                        ["pairs_per_s", "lock_p50_us", "lock_p99_us",
                                         "lock_p999_us", "lock_max_us", "errors"]))
           end, #{}, maps:get(conc, Cfg)),
-    maps:merge(maps:merge(maps:merge(Beam, Split), Coal), C);
+    lists:foldl(fun maps:merge/2, Beam, [Split, Paced, Coal, C]);
 
 %% 2. contention: 16 clients over 10 keys.
 scenario(2, #{client := #{node := CN}, cfg := Cfg} = Ctx) ->
@@ -587,6 +614,24 @@ cpu_ticks(#{os_pid := Pid}) ->
     %% fields 14 and 15 of stat are the 12th and 13th after the name
     binary_to_integer(lists:nth(12, F)) + binary_to_integer(lists:nth(13, F)).
 
+%% {voluntary, involuntary} context switches of every thread of a node.
+switches(#{os_pid := Pid}) ->
+    Dir = "/proc/" ++ Pid ++ "/task",
+    {ok, Tids} = file:list_dir(Dir),
+    lists:foldl(fun(Tid, {V, I}) ->
+                        case file:read_file(filename:join([Dir, Tid, "status"])) of
+                            {ok, B} -> {V + status_field(B, <<"voluntary_ctxt_switches">>),
+                                        I + status_field(B, <<"nonvoluntary_ctxt_switches">>)};
+                            {error, _} -> {V, I}  % the thread is gone
+                        end
+                end, {0, 0}, Tids).
+
+status_field(B, Name) ->
+    case re:run(B, <<"(?m)^", Name/binary, ":\\s*([0-9]+)">>, [{capture, all_but_first, binary}]) of
+        {match, [N]} -> binary_to_integer(N);
+        nomatch -> 0
+    end.
+
 clk_tck() ->
     case string:trim(os:cmd("getconf CLK_TCK")) of
         "" -> 100;
@@ -648,7 +693,16 @@ headline(Agg) ->
              ["lockerd.s1.beam_clients.c" ++ i2l(N) ++ ".client_us_per_pair",
               "beam.s1.beam_clients.c" ++ i2l(N) ++ ".client_us_per_pair"]}
             || N <- [1, 16, 64, 256]]
-        ++ [{pairs_per_s_ratio_64_split, "ratio.s1.beam_clients_split.c64.pairs_per_s",
+        %% the same offered load on both: the client's CPU for the same
+        %% work, and how often its threads slept / were preempted
+        ++ [{client_cpu_per_pair_ratio_64_paced, "ratio.s1.beam_clients_paced.c64.client_us_per_pair",
+             ["lockerd.s1.beam_clients_paced.c64.client_us_per_pair",
+              "beam.s1.beam_clients_paced.c64.client_us_per_pair",
+              "lockerd.s1.beam_clients_paced.c64.client_sleeps_per_pair",
+              "beam.s1.beam_clients_paced.c64.client_sleeps_per_pair",
+              "lockerd.s1.beam_clients_paced.c64.client_preempted_per_pair",
+              "beam.s1.beam_clients_paced.c64.client_preempted_per_pair"]},
+            {pairs_per_s_ratio_64_split, "ratio.s1.beam_clients_split.c64.pairs_per_s",
              ["lockerd.s1.beam_clients_split.c64.pairs_per_s",
               "beam.s1.beam_clients_split.c64.pairs_per_s",
               "ratio.s1.beam_clients_split.c64.p99_us",
@@ -687,6 +741,14 @@ headline(Agg) ->
 %%--------------------------------------------------------------------
 %% Table
 
+variant_rows(Label, What, Concs) ->
+    [{"s1 " ++ Label ++ " c" ++ i2l(N) ++ " " ++ T, "s1." ++ What ++ ".c" ++ i2l(N) ++ "." ++ F}
+     || N <- Concs,
+        {T, F} <- [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"},
+                   {"lock p99 us", "p99_us"}, {"CPU client us/pair", "client_us_per_pair"},
+                   {"CPU masters us/pair", "masters_us_per_pair"},
+                   {"client sleeps/pair", "client_sleeps_per_pair"}]].
+
 table(Agg, Cfg) ->
     Rows =
         [{"s1 BEAM clients c" ++ i2l(N) ++ " pairs/s", "s1.beam_clients.c" ++ i2l(N) ++ ".pairs_per_s"}
@@ -697,12 +759,12 @@ table(Agg, Cfg) ->
          || N <- maps:get(conc, Cfg), W <- ["client", "masters"]] ++
         [{"s1 BEAM clients c" ++ i2l(N) ++ " CPU " ++ W ++ " us/pair", "s1.beam_clients.c" ++ i2l(N) ++ "." ++ W ++ "_us_per_pair"}
          || N <- maps:get(conc, Cfg), W <- ["client", "masters"]] ++
+        [{"s1 BEAM clients c" ++ i2l(N) ++ " client " ++ W ++ "/pair", "s1.beam_clients.c" ++ i2l(N) ++ ".client_" ++ W ++ "_per_pair"}
+         || N <- maps:get(conc, Cfg), W <- ["sleeps", "preempted"]] ++
         %% client node and masters on separate CPUs
-        [{"s1 split c" ++ i2l(N) ++ " " ++ T, "s1.beam_clients_split.c" ++ i2l(N) ++ "." ++ F}
-         || N <- maps:get(conc, Cfg),
-            {T, F} <- [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"},
-                       {"lock p99 us", "p99_us"}, {"CPU client us/pair", "client_us_per_pair"},
-                       {"CPU masters us/pair", "masters_us_per_pair"}]] ++
+        variant_rows("split", "beam_clients_split", maps:get(conc, Cfg)) ++
+        %% the same offered load on both (BENCH_PACED_RATE)
+        variant_rows("paced", "beam_clients_paced", [N || N <- maps:get(conc, Cfg), N > 1]) ++
         %% lockerd with BENCH_COALESCE_US vs the same BEAM figures as above
         [{"s1 coalesce-us alt c" ++ i2l(N) ++ " " ++ T, "s1.beam_clients_coalesced.c" ++ i2l(N) ++ "." ++ F,
           "s1.beam_clients.c" ++ i2l(N) ++ "." ++ F, "coalesced_over_beam.c" ++ i2l(N) ++ "." ++ F}
