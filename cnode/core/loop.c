@@ -13,13 +13,19 @@
  * meanwhile is read and answered in one batch, one write per peer. That
  * only pays when messages keep arriving independently of our answers; a
  * lone request-reply caller would just wait longer. So the mode is
- * adaptive, on a signal a lone caller cannot give: the largest batch of
- * messages one connection brought in one read (loop_note_work). A
- * caller that waits for each reply sends one message at a time however
- * many masters it talks to; many callers behind one peer send many. The
- * mode turns on when a wakeup finds such a batch (>= 3 messages) and off
- * after 4 sleeps in a row that gathered smaller ones (< 2), then stays off
- * for 256 iterations.
+ * adaptive, on a signal a lone caller cannot give: the largest number of
+ * callers one connection brought in one read (loop_note_work; the I/O
+ * layer counts runs of messages by sender). A caller that waits for each
+ * reply sends one message at a time however many masters it talks to;
+ * many callers behind one peer send many; one caller that pipelines (a C
+ * client with many calls in flight) sends many messages but counts once,
+ * and gains nothing from a sleep: it sends its next calls as soon as it
+ * has our replies. The mode turns on when a wakeup finds >= 3 callers and
+ * off after 4 sleeps in a row that gathered fewer than 2, then stays off
+ * for 256 iterations. While it is on, an iteration that found a large
+ * batch (>= 32 messages from one connection) is not followed by a sleep:
+ * its wakeup is already paid for many times over, and a sleep would only
+ * hold back the senders' whole window.
  */
 #include "loop.h"
 
@@ -61,11 +67,12 @@ struct loop {
         int bad;         /* unproductive sleeps in a row */
         int cooldown;    /* iterations before it may turn on again */
         int sleep_next;  /* sleep before the next poll */
-        size_t work;     /* largest batch noted this iteration */
+        size_t work;     /* largest batch noted this iteration, messages */
+        size_t callers;  /* largest batch noted this iteration, callers */
     } co;
 };
 
-enum { CO_ON_BATCH = 3, CO_GOOD_BATCH = 2, CO_MAX_BAD = 4, CO_COOLDOWN = 256 };
+enum { CO_ON_BATCH = 3, CO_GOOD_BATCH = 2, CO_MAX_BAD = 4, CO_COOLDOWN = 256, CO_BIG_BATCH = 32 };
 
 void loop_set_coalesce(struct loop *l, long us)
 {
@@ -74,10 +81,12 @@ void loop_set_coalesce(struct loop *l, long us)
         l->co.on = l->co.sleep_next = 0;
 }
 long loop_get_coalesce(const struct loop *l) { return l->co.us; }
-void loop_note_work(struct loop *l, size_t n)
+void loop_note_work(struct loop *l, size_t msgs, size_t callers)
 {
-    if (n > l->co.work)
-        l->co.work = n;
+    if (msgs > l->co.work)
+        l->co.work = msgs;
+    if (callers > l->co.callers)
+        l->co.callers = callers;
 }
 int loop_coalescing(const struct loop *l) { return l->co.on; }
 
@@ -85,12 +94,12 @@ int loop_coalescing(const struct loop *l) { return l->co.on; }
  * iteration began with a coalescing sleep. */
 static void co_update(struct loop *l, int slept)
 {
-    size_t work = l->co.work;
-    l->co.work = 0;
+    size_t work = l->co.work, callers = l->co.callers;
+    l->co.work = l->co.callers = 0;
     if (!l->co.us)
         return;
     if (slept) {
-        l->co.bad = work >= CO_GOOD_BATCH ? 0 : l->co.bad + 1;
+        l->co.bad = callers >= CO_GOOD_BATCH ? 0 : l->co.bad + 1;
         if (l->co.bad >= CO_MAX_BAD) {
             l->co.on = 0;
             l->co.bad = 0;
@@ -99,10 +108,10 @@ static void co_update(struct loop *l, int slept)
     } else if (!l->co.on) {
         if (l->co.cooldown > 0)
             l->co.cooldown--;
-        else if (work >= CO_ON_BATCH)
+        else if (callers >= CO_ON_BATCH)
             l->co.on = 1;
     }
-    l->co.sleep_next = l->co.on && work > 0;
+    l->co.sleep_next = l->co.on && work > 0 && work < CO_BIG_BATCH;
 }
 
 struct loop *loop_new(void)

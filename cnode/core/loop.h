@@ -74,14 +74,15 @@ struct hist;
 const struct hist *loop_iter_hist(const struct loop *l);
 
 /* Adaptive coalescing of busy periods (see loop.c): after an iteration
- * that did work, sleep `us` microseconds before polling again, while that
- * keeps gathering batches. 0 disables it. The I/O layer reports the
- * batches it handles with loop_note_work: n is how many messages one
- * source's current read has brought so far (the loop keeps the largest
- * of the iteration). */
+ * that did work (but found no large batch: see loop.c), sleep `us`
+ * microseconds before polling again, while that keeps gathering batches.
+ * 0 disables it. The I/O layer reports the batches it handles with
+ * loop_note_work: how many messages one source's current read has brought
+ * so far, and from how many callers (a run of messages from one sender
+ * counts once); the loop keeps the largest of the iteration. */
 void loop_set_coalesce(struct loop *l, long us);
 long loop_get_coalesce(const struct loop *l);
-void loop_note_work(struct loop *l, size_t n);
+void loop_note_work(struct loop *l, size_t msgs, size_t callers);
 int loop_coalescing(const struct loop *l);
 int loop_run(struct loop *l);   /* until loop_stop; 0 or -errno */
 void loop_stop(struct loop *l); /* safe from callbacks and signal-driven fds */

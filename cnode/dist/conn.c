@@ -289,7 +289,7 @@ static void conn_loopback_deliver(struct conn *c)
 {
     struct buf work = c->out;
     buf_init(&c->out);
-    c->batch = 0;
+    c->batch = c->batch_senders = 0;
     size_t pos = work.off;
     while (pos < work.len) {
         const uint8_t *body;
@@ -446,7 +446,8 @@ static void conn_note_reply(struct conn *c, size_t before)
 static void conn_process_frames(struct conn *c)
 {
     struct conn_set *s = c->set;
-    c->batch = 0; /* messages among these frames, counted by on_frame */
+    /* messages among these frames and their senders, counted by on_frame */
+    c->batch = c->batch_senders = 0;
     while (c->state == CONN_UP && buf_size(&c->in) && !c->throttled) {
         const uint8_t *body;
         size_t blen;

@@ -158,6 +158,8 @@ struct conn {
     size_t out_acct;                /* out's size as counted in the set's total */
     size_t out_allow;               /* > max_out: an oversize reply being sent */
     uint32_t batch;                 /* messages in the frames of the current read */
+    uint32_t batch_senders;         /* of those, sender changes (runs by sender) */
+    uint64_t batch_last_sender;     /* hash of the previous message's sender */
     uint8_t src[16];                /* incoming: the peer's address */
     uint8_t srclen;                 /* 4 or 16; 0 = not incoming */
     char src_txt[48];               /* the same as text, for logs */

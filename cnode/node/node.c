@@ -494,6 +494,24 @@ void node_deliver_local(struct node *n, struct conn *c, const struct ctrl *m)
         p->fn(p->ud, c, m);
 }
 
+static uint64_t sender_hash(const struct term *t)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (uint32_t i = 0; i < t->len; i++)
+        h = (h ^ t->p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void note_batch(struct node *n, struct conn *c, const struct ctrl *m)
+{
+    /* A SEND carries no sender: each such message counts as a caller. */
+    uint64_t h = m->from.p && m->from.len ? sender_hash(&m->from) : 0;
+    if (!h || !c->batch || h != c->batch_last_sender)
+        c->batch_senders++;
+    c->batch_last_sender = h;
+    loop_note_work(n->loop, ++c->batch, c->batch_senders);
+}
+
 static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t len)
 {
     struct node *n = ud;
@@ -515,8 +533,11 @@ static void node_on_frame(void *ud, struct conn *c, const uint8_t *body, size_t 
     case CTRL_SEND:
         /* The coalescing signal counts messages per connection, not
          * frames: one call also brings a MONITOR_P and the previous
-         * call's DEMONITOR_P, three frames from a lone caller. */
-        loop_note_work(n->loop, ++c->batch);
+         * call's DEMONITOR_P, three frames from a lone caller. And it
+         * counts callers: runs of messages from one sender count once, so
+         * one process pipelining many calls (a C client) is not taken for
+         * many callers behind a node. */
+        note_batch(n, c, &m);
         node_deliver_local(n, c, &m);
         break;
     case CTRL_MONITOR_P:

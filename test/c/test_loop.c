@@ -1,7 +1,8 @@
 /*
  * The loop's adaptive coalescing against a real pipe: a watcher reads
- * what is there and reports one unit of work per byte, standing in for
- * the frames the connection layer reports.
+ * what is there and reports one message per byte, standing in for the
+ * messages the connection layer reports, each from its own caller unless
+ * a test says they all came from one.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,18 +22,21 @@ struct fixture {
     int fds[2];
 };
 
+static int one_caller; /* every message of a read from the same sender */
+
 static void on_read(struct loop *l, struct loop_io *io, uint32_t events)
 {
     (void)events;
-    char b[64];
+    char b[128];
     ssize_t n = read(io->fd, b, sizeof b);
     if (n > 0)
-        loop_note_work(l, (size_t)n);
+        loop_note_work(l, (size_t)n, one_caller ? 1 : (size_t)n);
 }
 
 static int setup(void **state)
 {
     static struct fixture f;
+    one_caller = 0;
     if (pipe(f.fds) || !(f.l = loop_new()) ||
         loop_io_add(f.l, &f.io, f.fds[0], LOOP_IN, on_read, NULL))
         return -1;
@@ -52,7 +56,9 @@ static int teardown(void **state)
 
 static void put(struct fixture *f, size_t n)
 {
-    assert_int_equal(write(f->fds[1], "xxxxxxxxxxxxxxxx", n), (ssize_t)n);
+    static const char xs[128] = {0};
+    assert_true(n <= sizeof xs);
+    assert_int_equal(write(f->fds[1], xs, n), (ssize_t)n);
 }
 
 static int64_t now_us(void)
@@ -129,11 +135,67 @@ static void test_adaptive_on_off(void **state)
     assert_true(now_us() - t0 < 15000);
 }
 
+/* Batches of 64 messages and more are answered without the sleep (the
+ * mode stays on); a smaller batch brings the sleep back. */
+static void test_big_batches_do_not_sleep(void **state)
+{
+    struct fixture *f = *state;
+    loop_set_coalesce(f->l, 20000);
+    put(f, 3);
+    assert_int_equal(loop_run_once(f->l, 0), 0);
+    assert_true(loop_coalescing(f->l));
+    put(f, 70);
+    int64_t t0 = now_us();
+    assert_int_equal(loop_run_once(f->l, 0), 0); /* the sleep the 3 earned */
+    assert_true(now_us() - t0 >= 20000);
+    for (int i = 0; i < 3; i++) {
+        put(f, 70);
+        t0 = now_us();
+        assert_int_equal(loop_run_once(f->l, 0), 0);
+        assert_true(now_us() - t0 < 15000);
+        assert_true(loop_coalescing(f->l));
+    }
+    /* The last 70 were read without a sleep before; a small batch now is
+     * followed by one again. */
+    put(f, 5);
+    assert_int_equal(loop_run_once(f->l, 0), 0);
+    put(f, 2);
+    t0 = now_us();
+    assert_int_equal(loop_run_once(f->l, 0), 0);
+    assert_true(now_us() - t0 >= 20000);
+    assert_true(loop_coalescing(f->l));
+}
+
+/* One caller pipelining many calls (runs of one sender count once) never
+ * turns it on: a sleep would only hold back its window. */
+static void test_one_pipelining_caller(void **state)
+{
+    struct fixture *f = *state;
+    loop_set_coalesce(f->l, 20000);
+    one_caller = 1;
+    for (int i = 0; i < 10; i++) {
+        put(f, 40);
+        assert_int_equal(loop_run_once(f->l, 0), 0);
+        assert_false(loop_coalescing(f->l));
+    }
+    int64_t t0 = now_us();
+    put(f, 40);
+    assert_int_equal(loop_run_once(f->l, 0), 0);
+    assert_true(now_us() - t0 < 15000);
+    /* the same batch from as many callers turns it on */
+    one_caller = 0;
+    put(f, 40);
+    assert_int_equal(loop_run_once(f->l, 0), 0);
+    assert_true(loop_coalescing(f->l));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_off_by_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adaptive_on_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_batches_do_not_sleep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_pipelining_caller, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
