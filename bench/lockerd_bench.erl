@@ -741,13 +741,15 @@ headline(Agg) ->
 %%--------------------------------------------------------------------
 %% Table
 
+%% The columns shown for each pass of scenario 1 beside the main one.
+pass_fields() ->
+    [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"}, {"lock p99 us", "p99_us"},
+     {"CPU client us/pair", "client_us_per_pair"}, {"CPU masters us/pair", "masters_us_per_pair"}].
+
 variant_rows(Label, What, Concs) ->
     [{"s1 " ++ Label ++ " c" ++ i2l(N) ++ " " ++ T, "s1." ++ What ++ ".c" ++ i2l(N) ++ "." ++ F}
      || N <- Concs,
-        {T, F} <- [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"},
-                   {"lock p99 us", "p99_us"}, {"CPU client us/pair", "client_us_per_pair"},
-                   {"CPU masters us/pair", "masters_us_per_pair"},
-                   {"client sleeps/pair", "client_sleeps_per_pair"}]].
+        {T, F} <- pass_fields() ++ [{"client sleeps/pair", "client_sleeps_per_pair"}]].
 
 table(Agg, Cfg) ->
     Rows =
@@ -768,10 +770,7 @@ table(Agg, Cfg) ->
         %% lockerd with BENCH_COALESCE_US vs the same BEAM figures as above
         [{"s1 coalesce-us alt c" ++ i2l(N) ++ " " ++ T, "s1.beam_clients_coalesced.c" ++ i2l(N) ++ "." ++ F,
           "s1.beam_clients.c" ++ i2l(N) ++ "." ++ F, "coalesced_over_beam.c" ++ i2l(N) ++ "." ++ F}
-         || N <- maps:get(conc, Cfg),
-            {T, F} <- [{"pairs/s", "pairs_per_s"}, {"lock p50 us", "p50_us"},
-                       {"lock p99 us", "p99_us"}, {"CPU client us/pair", "client_us_per_pair"},
-                       {"CPU masters us/pair", "masters_us_per_pair"}]] ++
+         || N <- maps:get(conc, Cfg), {T, F} <- pass_fields()] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " pairs/s", "s1.c_client.c" ++ i2l(N) ++ ".pairs_per_s"}
          || N <- maps:get(conc, Cfg)] ++
         [{"s1 C client inflight " ++ i2l(N) ++ " lock " ++ P ++ " us", "s1.c_client.c" ++ i2l(N) ++ ".lock_" ++ P ++ "_us"}
