@@ -56,7 +56,16 @@ config() ->
       %% scenarios 4/5: the C client's writes in flight; the BEAM client
       %% row (a tenth of the leases): senders x window
       insert_window => list_to_integer(env("BENCH_INSERT_WINDOW", "1000")),
-      insert => {4, 500}}.
+      insert => {4, 500},
+      %% the kernel's TCP congestion control shapes how the client's small
+      %% writes leave (BBR paces them, cubic does not): part of the result
+      tcp_cc => tcp_cc()}.
+
+tcp_cc() ->
+    case file:read_file("/proc/sys/net/ipv4/tcp_congestion_control") of
+        {ok, B} -> string:trim(B);
+        {error, _} -> <<"unknown">>
+    end.
 
 env(Name, Default) ->
     case os:getenv(Name) of
@@ -96,7 +105,7 @@ run() ->
 
 cfg_json(Cfg) ->
     maps:with([runs, seconds, vis_seconds, quick, leases, conc, scenarios, cap_nodes, cap_procs, cap_batch,
-               cap_c_window, insert_window, insert], Cfg).
+               cap_c_window, insert_window, insert, tcp_cc], Cfg).
 
 %% Odd runs measure lockerd first, even runs the BEAM cluster first, so
 %% that neither always has the machine fresh (or warm).
@@ -205,12 +214,16 @@ beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Co
               LatFile = sample_file(Ctx, What, N),
               {C0, M0, T0} = {cpu_ticks(CH), lists:map(fun cpu_ticks/1, MH), now_ms()},
               {V0, I0} = switches(CH),
+              Tcp0 = tcp_counts(CH),
+              Perf = perf_start(Ctx, CH, What, N),
               R0 = erpc:call(CN, bench_load, paced_pairs, [N, Rate, Secs, LatFile],
                              call_to(Secs)),
+              perf_wait(Perf),
               Wall = (now_ms() - T0) / 1000 * clk_tck(),
               ClientCpu = (cpu_ticks(CH) - C0) / Wall,
               MastersCpu = lists:sum([cpu_ticks(H) - M || {H, M} <- lists:zip(MH, M0)]) / Wall,
               {V1, I1} = switches(CH),
+              Tcp = maps:merge_with(fun(_, A, B) -> A - B end, tcp_counts(CH), Tcp0),
               Pairs = maps:get(pairs, R0),
               %% CPU time per lock+release pair, us: cores / (pairs/s)
               PerPair = fun(Cores) -> per_pair(Cores, maps:get(pairs_per_s, R0)) end,
@@ -220,19 +233,30 @@ beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Co
                       %% the client's threads going to sleep (voluntary
                       %% context switches) and being preempted, per pair
                       client_sleeps_per_pair => ratio_or_null(V1 - V0, Pairs),
-                      client_preempted_per_pair => ratio_or_null(I1 - I0, Pairs)},
+                      client_preempted_per_pair => ratio_or_null(I1 - I0, Pairs),
+                      %% the client's TCP connections (to the masters): the
+                      %% segments and bytes each way, per pair
+                      client_segs_out_per_pair => ratio_or_null(maps:get(segs_out, Tcp), Pairs),
+                      client_segs_in_per_pair => ratio_or_null(maps:get(segs_in, Tcp), Pairs),
+                      client_bytes_out_per_pair => ratio_or_null(maps:get(bytes_sent, Tcp), Pairs),
+                      client_bytes_in_per_pair => ratio_or_null(maps:get(bytes_received, Tcp), Pairs)},
               say("  s1 ~s ~s c~p: ~.1f pairs/s p50 ~p us p99 ~p us; "
                   "CPU client ~.2f masters ~.2f cores, per pair ~p / ~p us; "
-                  "client sleeps ~p preempted ~p per pair",
+                  "client sleeps ~p preempted ~p, TCP segments out ~p in ~p, bytes out ~p in ~p "
+                  "per pair",
                   [maps:get(kind, Ctx), What, N, maps:get(pairs_per_s, R),
                    maps:get(p50_us, R), maps:get(p99_us, R), ClientCpu, MastersCpu,
                    maps:get(client_us_per_pair, R), maps:get(masters_us_per_pair, R),
-                   maps:get(client_sleeps_per_pair, R), maps:get(client_preempted_per_pair, R)]),
+                   maps:get(client_sleeps_per_pair, R), maps:get(client_preempted_per_pair, R),
+                   maps:get(client_segs_out_per_pair, R), maps:get(client_segs_in_per_pair, R),
+                   maps:get(client_bytes_out_per_pair, R), maps:get(client_bytes_in_per_pair, R)]),
               maps:merge(Acc, pick("s1." ++ What ++ ".c" ++ integer_to_list(N),
                                    R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
                                        errors, client_cpu, masters_cpu,
                                        client_us_per_pair, masters_us_per_pair,
-                                       client_sleeps_per_pair, client_preempted_per_pair]))
+                                       client_sleeps_per_pair, client_preempted_per_pair,
+                                       client_segs_out_per_pair, client_segs_in_per_pair,
+                                       client_bytes_out_per_pair, client_bytes_in_per_pair]))
       end, #{}, Concs).
 
 ratio_or_null(_, 0) -> null;
@@ -251,6 +275,38 @@ set_coalesce(#{masters := Masters}, PerMaster) ->
          ok = erpc:call(M, lockerd, set_coalesce, [Us], 5000),
          Old
      end || {M, Us} <- lists:zip(Masters, PerMaster)].
+
+%% BENCH_PERF_DIR: a perf profile (call graphs, software clock) of the
+%% client node over each BEAM-client phase, Dir/<kind>_<what>_c<N>.data,
+%% for `perf report -i`. Unset: none.
+perf_start(#{kind := Kind, cfg := Cfg}, #{os_pid := Pid}, What, N) ->
+    case env("BENCH_PERF_DIR", "") of
+        "" ->
+            none;
+        Dir ->
+            ok = filelib:ensure_dir(filename:join(Dir, "x")),
+            File = filename:join(Dir, lists:concat([Kind, "_", What, "_c", N, ".data"])),
+            Secs = max(1, trunc(maps:get(seconds, Cfg)) - 1),
+            %% BENCH_PERF_EVENTS: count these events instead (perf stat)
+            Cmd = case env("BENCH_PERF_EVENTS", "") of
+                      "" ->
+                          lists:flatten(io_lib:format("perf record -q -F 499 -g -p ~s -o ~s "
+                                                      "-- sleep ~p >/dev/null 2>&1",
+                                                      [Pid, File, Secs]));
+                      Evs ->
+                          lists:flatten(io_lib:format("perf stat -e ~s -p ~s -o ~s.txt "
+                                                      "-- sleep ~p >/dev/null 2>&1",
+                                                      [Evs, Pid, File, Secs]))
+                  end,
+            Self = self(),
+            {spawn_link(fun() -> os:cmd(Cmd), Self ! {self(), perf_done} end), Secs}
+    end.
+
+perf_wait(none) -> ok;
+perf_wait({P, Secs}) ->
+    receive {P, perf_done} -> ok
+    after (Secs + 30) * 1000 -> error(perf_timeout)
+    end.
 
 %% The split variant: the client node's threads on the first CPU, every
 %% master's on the others, so neither side's figures carry the other's
@@ -626,6 +682,39 @@ switches(#{os_pid := Pid}) ->
                         end
                 end, {0, 0}, Tids).
 
+%% Counters of the node's established TCP connections, summed (ss -ti):
+%% segs_out, segs_in, bytes_sent, bytes_received. A connection opened or
+%% closed during a phase shows as a jump; the client's to the masters
+%% stay up for the whole run.
+tcp_counts(#{os_pid := Pid}) ->
+    Out = os:cmd("ss -tinpH state established 2>/dev/null"),
+    Mine = "pid=" ++ Pid ++ ",",
+    Keys = [<<"segs_out">>, <<"segs_in">>, <<"bytes_sent">>, <<"bytes_received">>],
+    Zero = maps:from_list([{binary_to_atom(K), 0} || K <- Keys]),
+    tcp_sum(string:split(Out, "\n", all), Mine, Keys, Zero).
+
+%% ss prints a socket's line, then its counters on a line of their own.
+tcp_sum([Sock, Info | Rest], Mine, Keys, Acc) ->
+    case string:find(Sock, Mine) of
+        nomatch ->
+            tcp_sum([Info | Rest], Mine, Keys, Acc);
+        _ ->
+            Acc1 = lists:foldl(
+                     fun(K, A) ->
+                             case re:run(Info, <<"\\b", K/binary, ":([0-9]+)">>,
+                                         [{capture, all_but_first, list}]) of
+                                 {match, [V]} ->
+                                     maps:update_with(binary_to_atom(K),
+                                                      fun(X) -> X + list_to_integer(V) end, A);
+                                 nomatch ->
+                                     A
+                             end
+                     end, Acc, Keys),
+            tcp_sum(Rest, Mine, Keys, Acc1)
+    end;
+tcp_sum(_, _, _, Acc) ->
+    Acc.
+
 status_field(B, Name) ->
     case re:run(B, <<"(?m)^", Name/binary, ":\\s*([0-9]+)">>, [{capture, all_but_first, binary}]) of
         {match, [N]} -> binary_to_integer(N);
@@ -763,6 +852,11 @@ table(Agg, Cfg) ->
          || N <- maps:get(conc, Cfg), W <- ["client", "masters"]] ++
         [{"s1 BEAM clients c" ++ i2l(N) ++ " client " ++ W ++ "/pair", "s1.beam_clients.c" ++ i2l(N) ++ ".client_" ++ W ++ "_per_pair"}
          || N <- maps:get(conc, Cfg), W <- ["sleeps", "preempted"]] ++
+        [{"s1 BEAM clients c" ++ i2l(N) ++ " TCP " ++ T ++ "/pair",
+          "s1.beam_clients.c" ++ i2l(N) ++ ".client_" ++ F ++ "_per_pair"}
+         || N <- maps:get(conc, Cfg),
+            {T, F} <- [{"segs out", "segs_out"}, {"segs in", "segs_in"},
+                       {"bytes out", "bytes_out"}, {"bytes in", "bytes_in"}]] ++
         %% client node and masters on separate CPUs
         variant_rows("split", "beam_clients_split", maps:get(conc, Cfg)) ++
         %% the same offered load on both (BENCH_PACED_RATE)
@@ -802,7 +896,8 @@ table(Agg, Cfg) ->
          {"s6 eager push visibility p99 ms", "s6.eager.p99_ms", "s6.p99_ms", "s6.eager.p99_ms"}],
     Head = io_lib:format("~-44s ~-26s ~-26s ~-22s~n",
                          ["figure (median [min-max] of " ++ i2l(maps:get(runs, Cfg)) ++ " runs)",
-                          "lockerd", "beam", "lockerd/beam"]),
+                          "lockerd", "beam", "lockerd/beam"]) ++
+        io_lib:format("(TCP congestion control: ~s)~n", [maps:get(tcp_cc, Cfg)]),
     Full = [case R of {Label, K} -> {Label, K, K, K}; _ -> R end || R <- Rows],
     Lines = [io_lib:format("~-44s ~-26s ~-26s ~-22s~n",
                            [Label, cell(Agg, "lockerd." ++ LK), cell(Agg, "beam." ++ BK),

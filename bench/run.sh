@@ -9,9 +9,11 @@
 # Environment: BENCH_RUNS (3), BENCH_SECONDS (10), BENCH_QUICK=1 (tiny),
 # BENCH_LEASES (1000000), BENCH_CONC (1,16,64,256), BENCH_SCENARIOS
 # (1,2,3,4,5,6), BENCH_OUT (bench/results), BENCH_LOCKERD_ARGS (extra
-# lockerd options, e.g. "--no-eager-push"), BENCH_COALESCE_US (1000: scenario
-# 1 again on lockerd with that coalescing; 0 skips), BENCH_CLIENT_ARGS (extra erl flags
-# of the BEAM client node, both clusters, e.g. "+sbwt none"),
+# lockerd options, e.g. "--no-eager-push"), BENCH_COALESCE_US (unset: none;
+# else scenario 1 again on lockerd with that coalescing, 0 is off),
+# BENCH_SPLIT (1), BENCH_PACED_RATE (2000), BENCH_CLIENT_ARGS (extra erl
+# flags of the BEAM client node, both clusters, e.g. "+sbwt none"),
+# BENCH_PERF_DIR and BENCH_PERF_EVENTS (perf of the client node per phase),
 # BENCH_CAP_WINDOW (256), BENCH_INSERT_WINDOW (1000), LOCKERD_BIN.
 set -euo pipefail
 
