@@ -57,8 +57,9 @@ config() ->
       %% row (a tenth of the leases): senders x window
       insert_window => list_to_integer(env("BENCH_INSERT_WINDOW", "1000")),
       insert => {4, 500},
-      %% the kernel's TCP congestion control shapes how the client's small
-      %% writes leave (BBR paces them, cubic does not): part of the result
+      %% the kernel's TCP congestion control changes how the client's small
+      %% writes leave (under bbr they share segments towards busy BEAM
+      %% masters, under cubic each is its own): part of the result
       tcp_cc => tcp_cc()}.
 
 tcp_cc() ->
@@ -290,11 +291,11 @@ perf_start(#{kind := Kind, cfg := Cfg}, #{os_pid := Pid}, What, N) ->
             %% BENCH_PERF_EVENTS: count these events instead (perf stat)
             Cmd = case env("BENCH_PERF_EVENTS", "") of
                       "" ->
-                          lists:flatten(io_lib:format("perf record -q -F 499 -g -p ~s -o ~s "
+                          lists:flatten(io_lib:format("perf record -q -F 499 -g -p ~s -o '~s' "
                                                       "-- sleep ~p >/dev/null 2>&1",
                                                       [Pid, File, Secs]));
                       Evs ->
-                          lists:flatten(io_lib:format("perf stat -e ~s -p ~s -o ~s.txt "
+                          lists:flatten(io_lib:format("perf stat -e '~s' -p ~s -o '~s.txt' "
                                                       "-- sleep ~p >/dev/null 2>&1",
                                                       [Evs, Pid, File, Secs]))
                   end,
