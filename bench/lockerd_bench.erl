@@ -213,9 +213,10 @@ beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Co
     lists:foldl(
       fun(N, Acc) ->
               LatFile = sample_file(Ctx, What, N),
+              %% ss runs outside the window the CPU figures are taken over
+              Tcp0 = tcp_counts(CH),
               {C0, M0, T0} = {cpu_ticks(CH), lists:map(fun cpu_ticks/1, MH), now_ms()},
               {V0, I0} = switches(CH),
-              Tcp0 = tcp_counts(CH),
               Perf = perf_start(Ctx, CH, What, N),
               R0 = erpc:call(CN, bench_load, paced_pairs, [N, Rate, Secs, LatFile],
                              call_to(Secs)),
