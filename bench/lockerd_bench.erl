@@ -229,19 +229,17 @@ beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Co
               Pairs = maps:get(pairs, R0),
               %% CPU time per lock+release pair, us: cores / (pairs/s)
               PerPair = fun(Cores) -> per_pair(Cores, maps:get(pairs_per_s, R0)) end,
-              R = R0#{client_cpu => ClientCpu, masters_cpu => MastersCpu,
+              R1 = R0#{client_cpu => ClientCpu, masters_cpu => MastersCpu,
                       client_us_per_pair => PerPair(ClientCpu),
                       masters_us_per_pair => PerPair(MastersCpu),
                       %% the client's threads going to sleep (voluntary
                       %% context switches) and being preempted, per pair
                       client_sleeps_per_pair => ratio_or_null(V1 - V0, Pairs),
-                      client_preempted_per_pair => ratio_or_null(I1 - I0, Pairs),
-                      %% the client's TCP connections (to the masters): the
-                      %% segments and bytes each way, per pair
-                      client_segs_out_per_pair => ratio_or_null(maps:get(segs_out, Tcp), Pairs),
-                      client_segs_in_per_pair => ratio_or_null(maps:get(segs_in, Tcp), Pairs),
-                      client_bytes_out_per_pair => ratio_or_null(maps:get(bytes_sent, Tcp), Pairs),
-                      client_bytes_in_per_pair => ratio_or_null(maps:get(bytes_received, Tcp), Pairs)},
+                      client_preempted_per_pair => ratio_or_null(I1 - I0, Pairs)},
+              %% the client's TCP connections (to the masters): the
+              %% segments and bytes each way, per pair
+              R = maps:merge(R1, maps:from_list([{Fig, ratio_or_null(maps:get(Ss, Tcp), Pairs)}
+                                                 || {Ss, Fig, _} <- tcp_fields()])),
               say("  s1 ~s ~s c~p: ~.1f pairs/s p50 ~p us p99 ~p us; "
                   "CPU client ~.2f masters ~.2f cores, per pair ~p / ~p us; "
                   "client sleeps ~p preempted ~p, TCP segments out ~p in ~p, bytes out ~p in ~p "
@@ -249,16 +247,14 @@ beam_pairs(#{client := #{node := CN} = CH, mh := MH, cfg := Cfg} = Ctx, What, Co
                   [maps:get(kind, Ctx), What, N, maps:get(pairs_per_s, R),
                    maps:get(p50_us, R), maps:get(p99_us, R), ClientCpu, MastersCpu,
                    maps:get(client_us_per_pair, R), maps:get(masters_us_per_pair, R),
-                   maps:get(client_sleeps_per_pair, R), maps:get(client_preempted_per_pair, R),
-                   maps:get(client_segs_out_per_pair, R), maps:get(client_segs_in_per_pair, R),
-                   maps:get(client_bytes_out_per_pair, R), maps:get(client_bytes_in_per_pair, R)]),
+                   maps:get(client_sleeps_per_pair, R), maps:get(client_preempted_per_pair, R)]
+                  ++ [maps:get(Fig, R) || {_, Fig, _} <- tcp_fields()]),
               maps:merge(Acc, pick("s1." ++ What ++ ".c" ++ integer_to_list(N),
                                    R, [pairs_per_s, p50_us, p99_us, p999_us, max_us,
                                        errors, client_cpu, masters_cpu,
                                        client_us_per_pair, masters_us_per_pair,
-                                       client_sleeps_per_pair, client_preempted_per_pair,
-                                       client_segs_out_per_pair, client_segs_in_per_pair,
-                                       client_bytes_out_per_pair, client_bytes_in_per_pair]))
+                                       client_sleeps_per_pair, client_preempted_per_pair]
+                                   ++ [Fig || {_, Fig, _} <- tcp_fields()]))
       end, #{}, Concs).
 
 ratio_or_null(_, 0) -> null;
@@ -691,9 +687,16 @@ switches(#{os_pid := Pid}) ->
 tcp_counts(#{os_pid := Pid}) ->
     Out = os:cmd("ss -tinpH state established 2>/dev/null"),
     Mine = "pid=" ++ Pid ++ ",",
-    Keys = [<<"segs_out">>, <<"segs_in">>, <<"bytes_sent">>, <<"bytes_received">>],
+    Keys = [atom_to_binary(Ss) || {Ss, _, _} <- tcp_fields()],
     Zero = maps:from_list([{binary_to_atom(K), 0} || K <- Keys]),
     tcp_sum(string:split(Out, "\n", all), Mine, Keys, Zero).
+
+%% {ss counter, per-pair figure, table label} of each TCP figure.
+tcp_fields() ->
+    [{segs_out, client_segs_out_per_pair, "segs out"},
+     {segs_in, client_segs_in_per_pair, "segs in"},
+     {bytes_sent, client_bytes_out_per_pair, "bytes out"},
+     {bytes_received, client_bytes_in_per_pair, "bytes in"}].
 
 %% ss prints a socket's line, then its counters on a line of their own.
 tcp_sum([Sock, Info | Rest], Mine, Keys, Acc) ->
@@ -855,10 +858,8 @@ table(Agg, Cfg) ->
         [{"s1 BEAM clients c" ++ i2l(N) ++ " client " ++ W ++ "/pair", "s1.beam_clients.c" ++ i2l(N) ++ ".client_" ++ W ++ "_per_pair"}
          || N <- maps:get(conc, Cfg), W <- ["sleeps", "preempted"]] ++
         [{"s1 BEAM clients c" ++ i2l(N) ++ " TCP " ++ T ++ "/pair",
-          "s1.beam_clients.c" ++ i2l(N) ++ ".client_" ++ F ++ "_per_pair"}
-         || N <- maps:get(conc, Cfg),
-            {T, F} <- [{"segs out", "segs_out"}, {"segs in", "segs_in"},
-                       {"bytes out", "bytes_out"}, {"bytes in", "bytes_in"}]] ++
+          "s1.beam_clients.c" ++ i2l(N) ++ "." ++ atom_to_list(F)}
+         || N <- maps:get(conc, Cfg), {_, F, T} <- tcp_fields()] ++
         %% client node and masters on separate CPUs
         variant_rows("split", "beam_clients_split", maps:get(conc, Cfg)) ++
         %% the same offered load on both (BENCH_PACED_RATE)
